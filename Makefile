@@ -1,0 +1,55 @@
+# McCache for TypeScript. `make test` and `make demo` work on a fresh clone: they install
+# what they need (npm ci, Debian packages) themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+export TS_NODE_PROJECT := tsconfig.test.json
+# Debian's python3 (not a pyenv one): python3-kaitaistruct installs there.
+PYTHON ?= /usr/bin/python3
+APT_PACKAGES := python3-kaitaistruct
+MOCHA := npx mocha
+
+.PHONY: deps apt-deps generated check-generated build typecheck test unit conformance bench demo clean
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+deps: node_modules/.package-lock.json
+
+# Installs the Debian packages the tests use when they are missing (CI runs as root).
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "apt-deps: need root to install:$$missing" >&2; exit 1; fi; fi
+
+# Regenerates generated/ from spec/ (never edit generated/ by hand).
+generated: deps
+	node tools/gen.mjs
+
+# Regenerates into a scratch folder and fails on any difference with the committed generated/.
+check-generated: deps
+	@rm -rf .check-generated && node tools/gen.mjs .check-generated >/dev/null
+	@if diff -r generated .check-generated >/dev/null; then echo "check-generated: generated/ matches spec/"; rm -rf .check-generated; \
+	 else diff -r generated .check-generated | head -40; rm -rf .check-generated; echo "check-generated: generated/ is stale or hand-edited; run make generated" >&2; exit 1; fi
+
+build: deps
+	rm -rf dist
+	npx tsc -p tsconfig.json
+	cp -r generated dist/generated
+	chmod +x dist/runtime/cli/*.js 2>/dev/null || true
+
+typecheck: deps
+	npx tsc -p tsconfig.test.json
+
+unit: deps
+	$(MOCHA)
+
+conformance: build apt-deps
+	node conformance/run.mjs --python $(PYTHON)
+
+test: deps apt-deps check-generated typecheck unit conformance
+
+bench: build
+	node bench/run.mjs
+
+clean:
+	rm -rf dist .check-generated

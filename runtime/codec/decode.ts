@@ -1,0 +1,299 @@
+/**
+ * Decoding: bytes from a peer -> typed packets, through the generated Kaitai parsers only.
+ *
+ * Contract (msgpack-javascript's fuzz contract): for any input, `decodePacket` and
+ * `decodeMessage` return a value or throw `MalformedPacketError`; nothing else escapes, and the
+ * decoder holds no state, so a bad input never affects the next one.
+ *
+ * Which code a failure gets is decided by the spec, not here: every `valid` rule in spec/*.ksy
+ * names its code (`-mccache-error`), collected into generated/error-codes.json. The Kaitai JS
+ * runtime 0.11 drops the failing rule's path from its errors, so on failure we re-parse with the
+ * debug build (same spec, records per-field offsets) to find which field failed. That costs a
+ * second parse on malformed input only.
+ */
+import { ErrorCode, MalformedPacketError, type MalformedCode } from '../errors';
+import { KaitaiStream, streamOf } from './kaitai';
+import { Debug, ERROR_RULES, MccacheDatagram, MccacheMessage, MccacheV0Header, MccacheCommon } from './generated-modules';
+import {
+  ENTRY_KINDS, FLAG_ENCRYPTED, LEAVE_REASONS, VALUE_CODECS, opName,
+  type EntryKind, type LeaveReason, type Message, type OpName, type Packet, type PacketHeader, type ValueCodec,
+} from './packet';
+
+const RULES = new Map(ERROR_RULES.map((r) => [`${r.class}.${r.field}`, r]));
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Decodes one datagram; the message too when the datagram carries a whole plaintext message. */
+export function decodePacket(bytes: Uint8Array): Packet {
+  let d: MccacheDatagram;
+  try {
+    d = new MccacheDatagram(streamOf(bytes));
+  } catch (err) {
+    throw explain(err, 'datagram', bytes);
+  }
+  const op = opName(d.opCode) as OpName; // the spec's `valid` admits only known op codes
+  const header: PacketHeader = {
+    op,
+    flags: d.flags,
+    keyId: d.keyId,
+    fragIndex: d.fragIndex,
+    numFrags: d.numFrags,
+    senderId: d.senderId,
+    msgSeq: d.msgSeq,
+    lenMessage: d.lenMessage,
+  };
+  // The unencrypted fragment is a view on `bytes` (Kaitai's readBytes does not copy).
+  const fragment = (d.flags & FLAG_ENCRYPTED) === 0
+    ? (d.fragment as Uint8Array)
+    : bytes.subarray(28, 28 + d.lenFragment);
+  const packet: Packet = { header, fragment };
+  if (header.numFrags === 1 && (header.flags & FLAG_ENCRYPTED) === 0) {
+    try {
+      packet.message = decodeMessage(op, fragment);
+    } catch (err) {
+      const e = err as MalformedPacketError;
+      throw new MalformedPacketError(e.code, e.message, {
+        ...(e.field !== undefined && { field: e.field }),
+        ...(e.offset !== undefined && { offset: e.offset + 28 }),
+        cause: e.cause,
+      });
+    }
+  }
+  return packet;
+}
+
+/** Decodes a whole (reassembled, decrypted) message body for `op`. */
+export function decodeMessage(op: OpName | number, bytes: Uint8Array): Message {
+  const code = typeof op === 'number' ? op : undefined;
+  const name = typeof op === 'number' ? opName(op) : op;
+  if (name === undefined) {
+    throw new MalformedPacketError(ErrorCode.UNKNOWN_OP, `unknown op code ${code}`, { field: 'mccache_datagram.op_code' });
+  }
+  let m: MccacheMessage;
+  try {
+    m = new MccacheMessage(streamOf(bytes), null, null, opCodeOf(name));
+  } catch (err) {
+    throw explain(err, 'message', bytes, opCodeOf(name));
+  }
+  return toMessage(name, m.body as unknown as Body);
+}
+
+export interface PythonV0Header {
+  fragIndex: number;
+  numFrags: number;
+  lenKey: number;
+  lenValue: number;
+  /** time.time_ns() of the writer. */
+  tsm: bigint;
+  rcv: number;
+  payload: Uint8Array;
+}
+
+/** Decodes the 18-byte McCache-for-Python v0 header (recognised only; pickles are never read). */
+export function decodePythonV0Header(bytes: Uint8Array): PythonV0Header {
+  try {
+    const h = new MccacheV0Header(littleEndianStream(bytes));
+    return { fragIndex: h.fragIndex, numFrags: h.numFrags, lenKey: h.lenKey, lenValue: h.lenValue, tsm: h.tsm, rcv: h.rcv, payload: h.payload };
+  } catch (err) {
+    throw explain(err, 'v0', bytes);
+  }
+}
+
+/** Which protocol a datagram claims to speak, from its first bytes only. */
+export function sniffProtocol(bytes: Uint8Array): 'v1' | 'python-v0' | 'unknown' {
+  if (bytes.length >= 2 && bytes[0] === 0x4d && bytes[1] === 0x43) return 'v1';
+  if (bytes.length >= 1 && bytes[0] === 0xf9) return 'python-v0';
+  return 'unknown';
+}
+
+function littleEndianStream(bytes: Uint8Array): KaitaiStream {
+  return streamOf(bytes); // BigIntKaitaiStream reads u8le as bigint too
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kaitai tree -> typed message
+
+type Body = Record<string, unknown>;
+interface KName { name: Uint8Array }
+interface KKey { key: Uint8Array }
+interface KValue { valueCodec: number; value: Uint8Array }
+
+const OP_NUM: Record<OpName, number> = {
+  put: 0x01, del: 0x02, clear: 0x03, sync_entries: 0x04, metrics_request: 0x05, metrics_reply: 0x06,
+  checksum_request: 0x07, checksum_reply: 0x08, join: 0x40, leave: 0x41, heartbeat: 0x42, nak: 0x43,
+  ack: 0x44, sync_digest: 0x45, sync_request: 0x46,
+};
+function opCodeOf(name: OpName): number {
+  return OP_NUM[name];
+}
+
+const CODEC_BY_NUM = invert(VALUE_CODECS);
+const KIND_BY_NUM = invert(ENTRY_KINDS);
+const REASON_BY_NUM = invert(LEAVE_REASONS);
+function invert<K extends string>(o: Record<K, number>): Map<number, K> {
+  return new Map(Object.entries(o).map(([k, v]) => [v as number, k as K]));
+}
+
+function text(bytes: Uint8Array, field: string): string {
+  try {
+    return utf8.decode(bytes);
+  } catch (cause) {
+    throw new MalformedPacketError(ErrorCode.INVALID_FIELD, `${field} is not valid UTF-8`, { field, cause });
+  }
+}
+const nameOf = (n: unknown) => text((n as KName).name, 'mccache_common.name');
+const keyOf = (k: unknown) => text((k as KKey).key, 'mccache_common.key');
+const codecOf = (v: unknown) => CODEC_BY_NUM.get((v as KValue).valueCodec) as ValueCodec;
+
+function toMessage(op: OpName, b: Body): Message {
+  switch (op) {
+    case 'put':
+      return { op, cache: nameOf(b.cache), key: keyOf(b.key), hlc: b.hlc as bigint, ttl: b.ttl as number,
+        codec: codecOf(b.value), value: (b.value as KValue).value };
+    case 'del':
+      return { op, cache: nameOf(b.cache), key: keyOf(b.key), hlc: b.hlc as bigint };
+    case 'clear':
+      return { op, cache: nameOf(b.cache), hlc: b.hlc as bigint };
+    case 'sync_entries':
+      return {
+        op, cache: nameOf(b.cache), replyTo: b.replyTo as bigint,
+        entries: (b.entries as Body[]).map((e) => ({
+          key: keyOf(e.key), hlc: e.hlc as bigint, originId: e.originId as bigint,
+          kind: KIND_BY_NUM.get(e.kind as number) as EntryKind, ttl: e.ttl as number,
+          codec: codecOf(e.value), value: (e.value as KValue).value,
+        })),
+      };
+    case 'metrics_request':
+      return { op, target: b.target as bigint };
+    case 'metrics_reply':
+      return { op, requestSender: b.requestSender as bigint, requestSeq: b.requestSeq as number,
+        codec: codecOf(b.report), report: (b.report as KValue).value };
+    case 'checksum_request':
+      return { op, target: b.target as bigint, cache: nameOf(b.cache) };
+    case 'checksum_reply':
+      return { op, requestSender: b.requestSender as bigint, requestSeq: b.requestSeq as number,
+        cache: nameOf(b.cache), numEntries: b.numEntries as number, checksum: b.checksum as Uint8Array };
+    case 'join':
+      return { op, heartbeatInterval: b.heartbeatInterval as number, packetMtu: b.packetMtu as number,
+        pid: b.pid as number, host: nameOf(b.host) };
+    case 'leave':
+      return { op, reason: REASON_BY_NUM.get(b.reason as number) as LeaveReason };
+    case 'heartbeat':
+      return { op, heartbeatInterval: b.heartbeatInterval as number, numMembers: b.numMembers as number };
+    case 'nak':
+      return {
+        op, target: b.target as bigint,
+        ranges: (b.ranges as Body[]).map((r) => ({ first: r.first as number, last: r.last as number })),
+        partials: (b.partials as Body[]).map((p) => ({
+          msgSeq: p.msgSeq as number, numFrags: p.numFrags as number,
+          missing: bitmapToIndexes(p.missing as Uint8Array, p.numFrags as number),
+        })),
+      };
+    case 'ack':
+      return { op, entries: (b.entries as Body[]).map((e) => ({ senderId: e.senderId as bigint, deliveredSeq: e.deliveredSeq as number })) };
+    case 'sync_digest':
+      return { op, cache: nameOf(b.cache), numEntries: b.numEntries as number, numBuckets: b.numBuckets as number,
+        firstBucket: b.firstBucket as number, hashes: b.hashes as bigint[] };
+    case 'sync_request':
+      return { op, target: b.target as bigint, cache: nameOf(b.cache), numBuckets: b.numBuckets as number,
+        bucketIds: b.bucketIds as number[] };
+  }
+}
+
+/** Bit 7 of byte 0 is fragment 0 (spec/mccache_message.ksy `partial.missing`). */
+export function bitmapToIndexes(bitmap: Uint8Array, numFrags: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < numFrags; i++) {
+    if ((bitmap[i >> 3]! >> (7 - (i & 7))) & 1) out.push(i);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure -> stable code
+
+type TreeKind = 'datagram' | 'message' | 'v0';
+interface Failure { path: string[]; className: string; field: string; offset: number | undefined }
+
+function explain(err: unknown, kind: TreeKind, bytes: Uint8Array, op?: number): MalformedPacketError {
+  const failure = locateFailure(kind, bytes, op);
+  const where = failure ? `${failure.path.join('.')} at offset ${failure.offset ?? '?'}` : 'unknown field';
+  const details = {
+    cause: err,
+    ...(failure && { field: `${snake(failure.className)}.${snake(failure.field)}` }),
+    ...(failure?.offset !== undefined && { offset: failure.offset }),
+  };
+  if (err instanceof KaitaiStream.EOFError) {
+    return new MalformedPacketError(ErrorCode.TRUNCATED, `truncated: ${where} needs more bytes than the ${bytes.length} given`, details);
+  }
+  const name = (err as { name?: unknown } | null)?.name;
+  if (typeof name === 'string' && name.startsWith('Validation') && failure) {
+    const rule = RULES.get(`${failure.className}.${snake(failure.field)}`);
+    if (rule) {
+      const actual = (err as { actual?: unknown }).actual;
+      return new MalformedPacketError(rule.code as MalformedCode,
+        `${where}: value ${describe(actual)} breaks the rule of ${rule.spec} ${rule.srcPath}`, details);
+    }
+  }
+  return new MalformedPacketError(ErrorCode.MALFORMED, `malformed: ${where}: ${String((err as Error)?.message ?? err)}`, details);
+}
+
+interface DebugEntry { start?: number; end?: number; validationError?: unknown; arr?: DebugEntry[] }
+type DebugObject = Record<string, unknown> & { _debug: Record<string, DebugEntry> };
+
+/** Re-parses with the debug build and walks to the field being read when parsing stopped. */
+function locateFailure(kind: TreeKind, bytes: Uint8Array, op?: number): Failure | undefined {
+  let rootObj: DebugObject;
+  try {
+    const io = kind === 'v0' ? littleEndianStream(bytes) : streamOf(bytes);
+    rootObj = (kind === 'datagram' ? new Debug.MccacheDatagram(io)
+      : kind === 'message' ? new Debug.MccacheMessage(io, null, null, op as number)
+        : new Debug.MccacheV0Header(io)) as unknown as DebugObject;
+  } catch {
+    return undefined;
+  }
+  try {
+    (rootObj as unknown as { _read(): void })._read();
+    return undefined; // the debug build accepted it: cannot explain
+  } catch {
+    // expected: walk below
+  }
+  const path: string[] = [snake(rootObj.constructor.name)];
+  let obj: DebugObject = rootObj;
+  for (let depth = 0; depth < 64; depth++) {
+    const keys = Object.keys(obj._debug).filter((k) => !k.startsWith('_m_')); // skip lazily read instances
+    const field = keys[keys.length - 1];
+    if (field === undefined) return undefined;
+    const entry = obj._debug[field]!;
+    path.push(snake(field));
+    const base = ((entry as { ioOffset?: number }).ioOffset ?? bytes.byteOffset) - bytes.byteOffset;
+    const here = entry.start === undefined ? undefined : base + entry.start;
+    if (entry.validationError !== undefined || entry.end === undefined && !isDebugObject(obj[field]) && !Array.isArray(obj[field])) {
+      return { path, className: obj.constructor.name, field, offset: here };
+    }
+    let next: unknown = obj[field];
+    if (Array.isArray(next)) {
+      path.push(String(next.length - 1));
+      next = next[next.length - 1];
+    }
+    if (!isDebugObject(next) || entry.end !== undefined) return { path, className: obj.constructor.name, field, offset: here };
+    obj = next;
+  }
+  return undefined;
+}
+
+function isDebugObject(v: unknown): v is DebugObject {
+  return typeof v === 'object' && v !== null && '_debug' in v;
+}
+
+/** `numFrags` -> `num_frags`, `MccacheDatagram` -> `mccache_datagram` (the .ksy ids). */
+export function snake(camel: string): string {
+  return camel.replace(/^[A-Z]/, (c) => c.toLowerCase()).replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+}
+
+function describe(v: unknown): string {
+  if (v instanceof Uint8Array) return `${v.length} byte(s)`;
+  return typeof v === 'bigint' ? `${v}n` : String(v);
+}
+
+// Keep the generated namespace referenced so its typings are checked with the codec.
+export type { MccacheCommon };

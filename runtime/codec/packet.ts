@@ -1,0 +1,137 @@
+/**
+ * Typed view of the wire protocol (spec/*.ksy). Field names are the camelCase of the .ksy ids;
+ * op codes and enum values keep the .ksy's snake_case names so that the TypeScript, the
+ * conformance vectors' canonical JSON and captures read alike.
+ */
+
+/** spec/mccache_common.ksy `op_code`. */
+export const OP_CODES = {
+  put: 0x01,
+  del: 0x02,
+  clear: 0x03,
+  sync_entries: 0x04,
+  metrics_request: 0x05,
+  metrics_reply: 0x06,
+  checksum_request: 0x07,
+  checksum_reply: 0x08,
+  join: 0x40,
+  leave: 0x41,
+  heartbeat: 0x42,
+  nak: 0x43,
+  ack: 0x44,
+  sync_digest: 0x45,
+  sync_request: 0x46,
+} as const;
+export type OpName = keyof typeof OP_CODES;
+
+/** McCache's three-letter mnemonics, for people reading captures and logs. */
+export const MNEMONICS: Readonly<Record<OpName, string>> = {
+  put: 'PUT', del: 'DEL', clear: 'RST', sync_entries: 'SYE', metrics_request: 'MET', metrics_reply: 'MER',
+  checksum_request: 'INQ', checksum_reply: 'INR', join: 'NEW', leave: 'BYE', heartbeat: 'HBT', nak: 'NAK',
+  ack: 'ACK', sync_digest: 'SYC', sync_request: 'REQ',
+};
+
+const OP_BY_CODE = new Map<number, OpName>(Object.entries(OP_CODES).map(([k, v]) => [v, k as OpName]));
+export function opName(code: number): OpName | undefined {
+  return OP_BY_CODE.get(code);
+}
+/** Sequenced ops (below 0x40) are numbered per sender and delivered reliably, in order. */
+export function isSequenced(op: OpName): boolean {
+  return OP_CODES[op] < 0x40;
+}
+
+export const VALUE_CODECS = { none: 0, bytes: 1, utf8: 2, msgpack: 3, json: 4 } as const;
+export type ValueCodec = keyof typeof VALUE_CODECS;
+export const ENTRY_KINDS = { value: 1, tombstone: 2 } as const;
+export type EntryKind = keyof typeof ENTRY_KINDS;
+export const LEAVE_REASONS = { shutdown: 1, error: 2 } as const;
+export type LeaveReason = keyof typeof LEAVE_REASONS;
+
+/** Header sizes and limits (spec/mccache_datagram.ksy). */
+export const HEADER_SIZE = 28;
+export const MAGIC = 0x4d43;
+export const PROTOCOL_VERSION = 1;
+export const FLAG_ENCRYPTED = 0x01;
+export const FLAG_RETRANSMISSION = 0x02;
+/** AES-256-GCM nonce (12) + tag (16) added to an encrypted fragment. */
+export const SEAL_OVERHEAD = 28;
+export const MAX_FRAGMENTS = 255;
+/** Smallest UDP payload every IPv4 host must accept: 576 - 20 (IP) - 8 (UDP). */
+export const MIN_MTU = 548;
+/** Largest UDP payload over IPv4: 65535 - 20 - 8. */
+export const MAX_MTU = 65507;
+/** Default: 1500 (Ethernet) - 20 (IP) - 8 (UDP). */
+export const DEFAULT_MTU = 1472;
+export const MAX_MESSAGE_SIZE = MAX_FRAGMENTS * MAX_MTU; // 16,704,285, the .ksy's len_message bound
+
+/** The fixed datagram header (spec/mccache_datagram.ksy), without magic, version and reserved. */
+export interface PacketHeader {
+  op: OpName;
+  /** FLAG_* bits. */
+  flags: number;
+  keyId: number;
+  fragIndex: number;
+  numFrags: number;
+  senderId: bigint;
+  msgSeq: number;
+  lenMessage: number;
+}
+
+/** One decoded datagram. `message` is present when the datagram holds a whole plaintext message. */
+export interface Packet {
+  header: PacketHeader;
+  /** The fragment bytes as on the wire (sealed when encrypted). */
+  fragment: Uint8Array;
+  message?: Message;
+}
+
+export interface EntryValue {
+  codec: ValueCodec;
+  value: Uint8Array;
+}
+
+export interface SyncEntry extends EntryValue {
+  key: string;
+  hlc: bigint;
+  originId: bigint;
+  kind: EntryKind;
+  /** Remaining time to live in ms, 0 for none. */
+  ttl: number;
+}
+
+export interface SeqRange {
+  first: number;
+  last: number;
+}
+
+export interface PartialMessage {
+  msgSeq: number;
+  numFrags: number;
+  /** Indexes of the missing fragments, ascending. */
+  missing: number[];
+}
+
+export interface AckEntry {
+  senderId: bigint;
+  deliveredSeq: number;
+}
+
+/** A message body (spec/mccache_message.ksy), discriminated on `op`. */
+export type Message =
+  | { op: 'put'; cache: string; key: string; hlc: bigint; ttl: number; codec: ValueCodec; value: Uint8Array }
+  | { op: 'del'; cache: string; key: string; hlc: bigint }
+  | { op: 'clear'; cache: string; hlc: bigint }
+  | { op: 'sync_entries'; cache: string; replyTo: bigint; entries: SyncEntry[] }
+  | { op: 'metrics_request'; target: bigint }
+  | { op: 'metrics_reply'; requestSender: bigint; requestSeq: number; codec: ValueCodec; report: Uint8Array }
+  | { op: 'checksum_request'; target: bigint; cache: string }
+  | { op: 'checksum_reply'; requestSender: bigint; requestSeq: number; cache: string; numEntries: number; checksum: Uint8Array }
+  | { op: 'join'; heartbeatInterval: number; packetMtu: number; pid: number; host: string }
+  | { op: 'leave'; reason: LeaveReason }
+  | { op: 'heartbeat'; heartbeatInterval: number; numMembers: number }
+  | { op: 'nak'; target: bigint; ranges: SeqRange[]; partials: PartialMessage[] }
+  | { op: 'ack'; entries: AckEntry[] }
+  | { op: 'sync_digest'; cache: string; numEntries: number; numBuckets: number; firstBucket: number; hashes: bigint[] }
+  | { op: 'sync_request'; target: bigint; cache: string; numBuckets: number; bucketIds: number[] };
+
+export type MessageOf<K extends OpName> = Extract<Message, { op: K }>;
