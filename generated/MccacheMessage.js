@@ -233,6 +233,7 @@ var MccacheMessage = (function() {
     Heartbeat.prototype._read = function() {
       this.heartbeatInterval = this._io.readU4be();
       this.numMembers = this._io.readU2be();
+      this.lowSeq = this._io.readU4be();
     }
 
     /**
@@ -241,6 +242,12 @@ var MccacheMessage = (function() {
 
     /**
      * Members the sender currently sees, itself included.
+     */
+
+    /**
+     * Lowest sequence number the sender can still retransmit (everything below it is
+     * stable or given up). A receiver that still misses anything below it skips ahead
+     * and leaves the repair to anti-entropy; a new receiver starts its window here.
      */
 
     return Heartbeat;

@@ -184,6 +184,12 @@ types:
       - id: num_members
         type: u2
         doc: Members the sender currently sees, itself included.
+      - id: low_seq
+        type: u4
+        doc: |
+          Lowest sequence number the sender can still retransmit (everything below it is
+          stable or given up). A receiver that still misses anything below it skips ahead
+          and leaves the repair to anti-entropy; a new receiver starts its window here.
   nak:
     doc: |
       A receiver's request to one sender: whole messages missing (`ranges`, inclusive) and

@@ -228,6 +228,12 @@ export declare namespace MccacheMessage {
      * Members the sender currently sees, itself included.
      */
     numMembers: number;
+    /**
+     * Lowest sequence number the sender can still retransmit (everything below it is
+     * stable or given up). A receiver that still misses anything below it skips ahead
+     * and leaves the repair to anti-entropy; a new receiver starts its window here.
+     */
+    lowSeq: number;
   }
   /**
    * A receiver's request to one sender: whole messages missing (`ranges`, inclusive) and

@@ -303,6 +303,9 @@ var MccacheMessage = (function() {
       this._debug.numMembers = { start: this._io.pos, ioOffset: this._io.byteOffset };
       this.numMembers = this._io.readU2be();
       this._debug.numMembers.end = this._io.pos;
+      this._debug.lowSeq = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.lowSeq = this._io.readU4be();
+      this._debug.lowSeq.end = this._io.pos;
     }
 
     /**
@@ -311,6 +314,12 @@ var MccacheMessage = (function() {
 
     /**
      * Members the sender currently sees, itself included.
+     */
+
+    /**
+     * Lowest sequence number the sender can still retransmit (everything below it is
+     * stable or given up). A receiver that still misses anything below it skips ahead
+     * and leaves the repair to anti-entropy; a new receiver starts its window here.
      */
 
     return Heartbeat;

@@ -253,6 +253,7 @@ class MccacheMessage(KaitaiStruct):
         def _read(self):
             self.heartbeat_interval = self._io.read_u4be()
             self.num_members = self._io.read_u2be()
+            self.low_seq = self._io.read_u4be()
 
 
         def _fetch_instances(self):

@@ -178,7 +178,7 @@ function toMessage(op: OpName, b: Body): Message {
     case 'leave':
       return { op, reason: REASON_BY_NUM.get(b.reason as number) as LeaveReason };
     case 'heartbeat':
-      return { op, heartbeatInterval: b.heartbeatInterval as number, numMembers: b.numMembers as number };
+      return { op, heartbeatInterval: b.heartbeatInterval as number, numMembers: b.numMembers as number, lowSeq: b.lowSeq as number };
     case 'nak':
       return {
         op, target: b.target as bigint,

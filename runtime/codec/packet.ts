@@ -128,7 +128,7 @@ export type Message =
   | { op: 'checksum_reply'; requestSender: bigint; requestSeq: number; cache: string; numEntries: number; checksum: Uint8Array }
   | { op: 'join'; heartbeatInterval: number; packetMtu: number; pid: number; host: string }
   | { op: 'leave'; reason: LeaveReason }
-  | { op: 'heartbeat'; heartbeatInterval: number; numMembers: number }
+  | { op: 'heartbeat'; heartbeatInterval: number; numMembers: number; lowSeq: number }
   | { op: 'nak'; target: bigint; ranges: SeqRange[]; partials: PartialMessage[] }
   | { op: 'ack'; entries: AckEntry[] }
   | { op: 'sync_digest'; cache: string; numEntries: number; numBuckets: number; firstBucket: number; hashes: bigint[] }
