@@ -31,10 +31,12 @@ check-generated: deps
 	@if diff -r generated .check-generated >/dev/null; then echo "check-generated: generated/ matches spec/"; rm -rf .check-generated; \
 	 else diff -r generated .check-generated | head -40; rm -rf .check-generated; echo "check-generated: generated/ is stale or hand-edited; run make generated" >&2; exit 1; fi
 
+# tsc already emits dist/generated/error-codes.json, so the build copies generated/'s contents
+# into that folder (a plain `cp -r generated dist/generated` would nest it as dist/generated/generated).
 build: deps
 	rm -rf dist
 	npx tsc -p tsconfig.json
-	cp -r generated dist/generated
+	mkdir -p dist/generated && cp -r generated/. dist/generated/
 	chmod +x dist/runtime/cli/*.js 2>/dev/null || true
 
 typecheck: deps

@@ -8,6 +8,8 @@
 //                           used to name the failing field of a malformed datagram and by the CLI
 //   generated/python/*.py   the `python` target, used by the conformance cross-check
 //   generated/error-codes.json  every `valid` rule -> its MCCACHE_ERR_* code (from `-mccache-error`)
+//   generated/fields.json   every type's seq fields in order with their wire type, for testees
+//                           in languages that cannot tell a u8 from a u4 in the parse tree
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -85,5 +87,30 @@ for (const spec of specs) {
   walk(ksy.meta.id, ksy.meta.id, ksy, '');
 }
 write('error-codes.json', JSON.stringify({ generatedBy: 'tools/gen.mjs', rules }, null, 2) + '\n');
+
+// Field index (conformance/README.md "Canonical JSON"): the canonical tree lists each type's seq
+// fields in order and prints u8 as a decimal string, so a testee whose runtime returns plain
+// integers (Python) needs the wire type of every field. `type` is the .ksy type ("u4",
+// "mccache_common::name"), "switch" for a `switch-on` type, or "bytes" for a sized field.
+const fieldTypes = [];
+function index(specId, typeName, ksy) {
+  if (ksy.seq) {
+    fieldTypes.push({
+      spec: specId, type: typeName, class: upperCamel(typeName),
+      seq: ksy.seq.map((attr) => ({
+        id: attr.id,
+        type: typeof attr.type === 'string' ? attr.type : attr.type !== undefined ? 'switch' : 'bytes',
+        ...(attr.enum !== undefined && { enum: attr.enum }),
+        ...(attr.repeat !== undefined && { repeat: attr.repeat }),
+      })),
+    });
+  }
+  for (const [name, sub] of Object.entries(ksy.types ?? {})) index(specId, name, sub);
+}
+for (const spec of specs) {
+  const ksy = load(path.join(specDir, spec));
+  index(ksy.meta.id, ksy.meta.id, ksy);
+}
+write('fields.json', JSON.stringify({ generatedBy: 'tools/gen.mjs', types: fieldTypes }, null, 2) + '\n');
 write('package.json', JSON.stringify({ type: 'commonjs' }) + '\n');
-console.log(`gen: ${specs.length} specs -> ${path.relative(root, outDir)}/ (javascript, debug, python, d.ts, error-codes.json)`);
+console.log(`gen: ${specs.length} specs -> ${path.relative(root, outDir)}/ (javascript, debug, python, d.ts, error-codes.json, fields.json)`);
