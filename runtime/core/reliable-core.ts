@@ -1,0 +1,615 @@
+/**
+ * Theory of operation
+ * -------------------
+ * ReliableCore is one node of the reliable-multicast protocol, as a deterministic object with
+ * no I/O (quinn-proto / h11 style). The driver feeds it datagrams and timeouts and drains what
+ * it wants sent and what it has to say:
+ *
+ *   in:  handleDatagram(now, bytes)  every datagram received from the group (own ones too)
+ *        handleTimeout(now)          when `pollTimeout()` is reached
+ *        start(now) / send(now, message) / sendUnsequenced(now, message) / close(now)
+ *   out: pollTransmit()              datagrams to send, in order, until undefined
+ *        pollEvent()                 deliveries, membership changes, gaps, writable
+ *        pollTimeout()               the next instant `handleTimeout` is due
+ *
+ * Call pollTransmit/pollEvent/pollTimeout after every input. `now` is milliseconds on a
+ * monotonic clock; randomness (NAK back-off) comes from the injected `rng`.
+ *
+ * Protocol (spec/README.md, DESIGN.md §4):
+ * - Sequenced messages are numbered per sender (SendWindow), fragmented into datagrams, kept
+ *   until stable, and delivered in order by each receiver's ReceiveWindow for that sender.
+ * - Losses are found from sequence gaps and from the high-water mark carried by every
+ *   unsequenced datagram (heartbeats, NAKs, ACKs); a short "tail probe" heartbeat after a burst
+ *   makes a lost last message visible within `tailProbeDelay` rather than a heartbeat period.
+ * - Receivers NAK the sender after a random delay; a NAK seen from another receiver for the same
+ *   sender postpones our own (suppression). The sender retransmits by multicast, at most once per
+ *   `retransmitSuppress` per datagram and `maxRetransmitPerNak` datagrams per NAK.
+ * - ACK digests (per sender, highest delivered without gap) make messages stable; stable
+ *   messages are freed. A member silent for `failureTimeout` is removed and holds nothing back.
+ * - Membership: JOIN at start, HEARTBEAT every `heartbeatInterval`, LEAVE at close. Departed
+ *   members are remembered (bounded) so their late datagrams neither re-add them nor get
+ *   delivered twice after a partition heals.
+ *
+ * A peer's bytes never throw out of here: malformed datagrams are dropped and counted by code.
+ */
+import { decodeMessage, decodePacket } from '../codec/decode';
+import { encodeMessage } from '../codec/encode';
+import { fragmentMessage, planFragments } from '../codec/fragment';
+import { Reassembler } from '../codec/reassembler';
+import { isSequenced, DEFAULT_MTU, FLAG_RETRANSMISSION, MAX_MTU, MIN_MTU, type Message, type Packet } from '../codec/packet';
+import { ErrorCode, MalformedPacketError, McCacheError } from '../errors';
+import { ReceiveWindow, type Step } from './receive-window';
+import { SendWindow } from './send-window';
+import type { CoreEvent, NodeId, Rng, Transmit } from './types';
+
+export interface ReliableCoreOptions {
+  /** This node's id: random, non-zero, drawn at process start. */
+  nodeId: NodeId;
+  /** Randomness for back-off, uniform in [0, 1). */
+  rng: Rng;
+  /** Largest datagram, bytes of UDP payload. @default 1472 */
+  packetMtu?: number;
+  /** ms between heartbeats. @default 1000 */
+  heartbeatInterval?: number;
+  /** ms of silence after which a member is removed. @default 5000 */
+  failureTimeout?: number;
+  /** ms between ACK digests while deliveries progress. @default 100 */
+  ackInterval?: number;
+  /** Upper bound of the random delay before a first NAK, ms. @default 10 */
+  nakDelay?: number;
+  /** ms between NAKs while a gap persists. @default 40 */
+  nakRetryInterval?: number;
+  /** NAK rounds without progress before the missing messages are given up. @default 50 */
+  maxNakAttempts?: number;
+  /** ms after a send before a tail-probe heartbeat. @default 10 */
+  tailProbeDelay?: number;
+  /** Unacknowledged messages kept for retransmission before send() pushes back. @default 16384 */
+  maxUnackedMessages?: number;
+  /** Bytes of unacknowledged datagrams kept before send() pushes back. @default 64 MiB */
+  maxUnackedBytes?: number;
+  /** Complete messages buffered per sender beyond a gap. @default 8192 */
+  maxOutOfOrder?: number;
+  /** Reassembly bounds. @default 1024 messages, 64 MiB, 5000 ms */
+  reassemblyMaxMessages?: number;
+  reassemblyMaxBytes?: number;
+  reassemblyTimeout?: number;
+  /** Datagrams retransmitted for one NAK at most. @default 512 */
+  maxRetransmitPerNak?: number;
+  /** A datagram is not retransmitted again within this many ms. @default 5 */
+  retransmitSuppress?: number;
+  /** Departed members remembered. @default 1024 */
+  maxDeparted?: number;
+  /** For JOIN: shown in captures and member events. */
+  host?: string;
+  pid?: number;
+}
+
+interface Member {
+  lastHeardAt: number;
+  host: string | undefined;
+  window: ReceiveWindow;
+}
+
+interface Departed {
+  at: number;
+  window: ReceiveWindow;
+  left: boolean;
+}
+
+export interface CoreStats {
+  datagramsIn: number;
+  datagramsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  messagesSent: number;
+  messagesDelivered: number;
+  duplicates: number;
+  naksSent: number;
+  naksReceived: number;
+  retransmits: number;
+  acksSent: number;
+  heartbeatsSent: number;
+  gaps: number;
+  messagesGivenUp: number;
+  outOfOrderDropped: number;
+  /** Dropped datagrams by MCCACHE_ERR_* code or reason. */
+  dropped: Record<string, number>;
+  members: number;
+  unackedMessages: number;
+  unackedBytes: number;
+  outOfOrderBuffered: number;
+  reassembling: number;
+  transmitQueue: number;
+}
+
+
+export class ReliableCore {
+  readonly nodeId: NodeId;
+  readonly #o: Required<Omit<ReliableCoreOptions, 'nodeId' | 'rng' | 'host' | 'pid'>>;
+  readonly #rng: Rng;
+  readonly #host: string;
+  readonly #pid: number;
+  readonly #send: SendWindow;
+  readonly #reasm: Reassembler;
+  readonly #members = new Map<NodeId, Member>();
+  readonly #departed = new Map<NodeId, Departed>();
+  readonly #transmits: Transmit[] = [];
+  readonly #events: CoreEvent[] = [];
+  readonly #maxRanges: number;
+  readonly #maxPartials: number;
+  #state: 'new' | 'open' | 'closed' = 'new';
+  #nextHeartbeatAt = Infinity;
+  #nextAckAt = Infinity;
+  #nextSweepAt = Infinity;
+  #ackDirty = false;
+  #lastAckAt = -Infinity;
+  #blocked = false;
+  readonly #stats = {
+    datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, messagesSent: 0, messagesDelivered: 0,
+    duplicates: 0, naksSent: 0, naksReceived: 0, retransmits: 0, acksSent: 0, heartbeatsSent: 0, gaps: 0,
+    messagesGivenUp: 0, outOfOrderDropped: 0, dropped: {} as Record<string, number>,
+  };
+
+  constructor(options: ReliableCoreOptions) {
+    const o = options;
+    if (typeof o.nodeId !== 'bigint' || o.nodeId <= 0n || o.nodeId >= 1n << 64n) {
+      throw new McCacheError(ErrorCode.INVALID_OPTION, 'nodeId: must be a bigint in 1..2^64-1');
+    }
+    if (typeof o.rng !== 'function') throw new McCacheError(ErrorCode.INVALID_OPTION, 'rng: must be a function returning [0, 1)');
+    this.nodeId = o.nodeId;
+    this.#rng = o.rng;
+    this.#host = o.host ?? '';
+    this.#pid = o.pid ?? 0;
+    this.#o = {
+      packetMtu: int('packetMtu', o.packetMtu, DEFAULT_MTU, MIN_MTU, MAX_MTU),
+      heartbeatInterval: num('heartbeatInterval', o.heartbeatInterval, 1000, 1, 3_600_000),
+      failureTimeout: num('failureTimeout', o.failureTimeout, 5000, 1, 86_400_000),
+      ackInterval: num('ackInterval', o.ackInterval, 100, 0.1, 60_000),
+      nakDelay: num('nakDelay', o.nakDelay, 10, 0, 60_000),
+      nakRetryInterval: num('nakRetryInterval', o.nakRetryInterval, 40, 0.1, 60_000),
+      maxNakAttempts: int('maxNakAttempts', o.maxNakAttempts, 50, 1, 1_000_000),
+      tailProbeDelay: num('tailProbeDelay', o.tailProbeDelay, 10, 0, 60_000),
+      maxUnackedMessages: int('maxUnackedMessages', o.maxUnackedMessages, 16384, 1, 1 << 24),
+      maxUnackedBytes: int('maxUnackedBytes', o.maxUnackedBytes, 64 << 20, MAX_MTU, 2 ** 40),
+      maxOutOfOrder: int('maxOutOfOrder', o.maxOutOfOrder, 8192, 1, 1 << 24),
+      reassemblyMaxMessages: int('reassemblyMaxMessages', o.reassemblyMaxMessages, 1024, 1, 1 << 20),
+      reassemblyMaxBytes: int('reassemblyMaxBytes', o.reassemblyMaxBytes, 64 << 20, MAX_MTU, 2 ** 40),
+      reassemblyTimeout: num('reassemblyTimeout', o.reassemblyTimeout, 5000, 1, 86_400_000),
+      maxRetransmitPerNak: int('maxRetransmitPerNak', o.maxRetransmitPerNak, 512, 1, 1 << 20),
+      retransmitSuppress: num('retransmitSuppress', o.retransmitSuppress, 5, 0, 60_000),
+      maxDeparted: int('maxDeparted', o.maxDeparted, 1024, 0, 1 << 20),
+    };
+    if (this.#o.failureTimeout <= this.#o.heartbeatInterval) {
+      throw new McCacheError(ErrorCode.INVALID_OPTION,
+        `failureTimeout: must exceed heartbeatInterval (${this.#o.heartbeatInterval} ms), got ${this.#o.failureTimeout}`);
+    }
+    this.#send = new SendWindow(this.#o.maxUnackedMessages, this.#o.maxUnackedBytes);
+    this.#reasm = new Reassembler({
+      maxMessages: this.#o.reassemblyMaxMessages, maxBytes: this.#o.reassemblyMaxBytes, timeout: this.#o.reassemblyTimeout,
+    });
+    // One NAK must fit one datagram: 8 + 1 + 8r + 1 + 37p bytes of body (spec nak type).
+    const room = this.#o.packetMtu - 28 - 28 /* room for a seal later */ - 10;
+    this.#maxPartials = Math.max(1, Math.min(16, Math.floor(room / 4 / 37)));
+    this.#maxRanges = Math.max(1, Math.min(255, Math.floor((room - this.#maxPartials * 37) / 8)));
+  }
+
+  /** Announces this node (JOIN) and starts heartbeats. Call once, before anything else. */
+  start(now: number): void {
+    if (this.#state !== 'new') throw new McCacheError(ErrorCode.INVALID_ARGUMENT, 'start: already started');
+    this.#state = 'open';
+    this.#unsequenced({ op: 'join', heartbeatInterval: this.#o.heartbeatInterval, packetMtu: this.#o.packetMtu, pid: this.#pid, host: this.#host });
+    this.#nextHeartbeatAt = now + this.#o.heartbeatInterval;
+    this.#nextSweepAt = now + this.#o.heartbeatInterval;
+  }
+
+  /**
+   * Sends a sequenced message reliably to every member. Returns its sequence number, or
+   * undefined when the send window is full (backpressure: nothing was queued; a `writable`
+   * event follows when there is room). Throws MCCACHE_ERR_MESSAGE_TOO_LARGE for a message that
+   * cannot fit in 255 fragments, with nothing sent.
+   */
+  send(now: number, message: Message): number | undefined {
+    this.#assertOpen('send');
+    if (!isSequenced(message.op)) throw new McCacheError(ErrorCode.INVALID_ARGUMENT, `send: ${message.op} is unsequenced; use sendUnsequenced`);
+    if (this.#send.isFull) {
+      this.#blocked = true;
+      return undefined;
+    }
+    const body = encodeMessage(message);
+    const seq = this.#send.nextSeq();
+    const datagrams = fragmentMessage(message.op, body, { senderId: this.nodeId, msgSeq: seq, mtu: this.#o.packetMtu });
+    this.#send.add(now, seq, datagrams);
+    for (const d of datagrams) this.#emit(d);
+    this.#stats.messagesSent++;
+    if (this.#members.size === 0) this.#send.trim([]);
+    // Tail probe: tell receivers our new high-water mark soon, in case the last datagram is lost.
+    this.#nextHeartbeatAt = Math.min(this.#nextHeartbeatAt, now + this.#o.tailProbeDelay);
+    return seq;
+  }
+
+  /** Can `send` take a message now? */
+  get writable(): boolean {
+    return this.#state === 'open' && !this.#send.isFull;
+  }
+
+  /** Largest message body `send` accepts at this MTU. */
+  get maxMessageSize(): number {
+    return planFragments(0, this.#o.packetMtu).capacity * 255;
+  }
+
+  /** Sends an unsequenced message (one datagram, best effort), e.g. an anti-entropy digest. */
+  sendUnsequenced(now: number, message: Message): void {
+    this.#assertOpen('sendUnsequenced');
+    void now;
+    this.#unsequenced(message);
+  }
+
+  /** True when every member has acknowledged everything we sent. */
+  get flushed(): boolean {
+    return this.#send.size === 0;
+  }
+
+  /** Announces an orderly exit (LEAVE) and stops. Further input is ignored. */
+  close(now: number): void {
+    void now;
+    if (this.#state !== 'open') {
+      this.#state = 'closed';
+      return;
+    }
+    this.#unsequenced({ op: 'leave', reason: 'shutdown' });
+    this.#state = 'closed';
+  }
+
+  get members(): NodeId[] {
+    return [...this.#members.keys()];
+  }
+
+  /** Feeds one received datagram. Never throws for a peer's bytes. */
+  handleDatagram(now: number, bytes: Uint8Array): void {
+    if (this.#state !== 'open') return;
+    this.#stats.datagramsIn++;
+    this.#stats.bytesIn += bytes.length;
+    let packet: Packet;
+    try {
+      packet = decodePacket(bytes);
+    } catch (err) {
+      this.#drop(err instanceof MalformedPacketError ? err.code : ErrorCode.MALFORMED);
+      return;
+    }
+    const h = packet.header;
+    if (h.senderId === this.nodeId) return; // our own datagram looped back
+    if ((h.flags & 0x01) !== 0) {
+      this.#drop('encrypted_unsupported'); // sealing arrives with the crypto layer
+      return;
+    }
+    const member = this.#memberFor(now, h.senderId, packet);
+    if (!member) return;
+    member.lastHeardAt = now;
+    const w = member.window;
+    const steps: Step[] = [];
+    if (isSequenced(h.op)) {
+      w.observeHighest(h.msgSeq);
+      if (w.has(h.msgSeq)) {
+        this.#stats.duplicates++;
+      } else if (packet.message) {
+        this.#accept(w, h.msgSeq, packet.message, steps);
+      } else {
+        const r = this.#reasm.push(now, packet);
+        if (r.kind === 'complete') {
+          let message: Message | undefined;
+          try {
+            message = decodeMessage(h.op, r.message);
+          } catch (err) {
+            this.#drop(err instanceof MalformedPacketError ? err.code : ErrorCode.MALFORMED);
+          }
+          this.#accept(w, h.msgSeq, message, steps);
+        } else if (r.kind === 'duplicate') {
+          this.#stats.duplicates++;
+        } else if (r.kind === 'dropped') {
+          this.#drop(`reassembly_${r.reason}`);
+        }
+      }
+    } else {
+      // Unsequenced: msg_seq is the sender's high-water mark.
+      w.observeHighest(h.msgSeq);
+      const m = packet.message!;
+      switch (m.op) {
+        case 'join':
+          w.start(h.msgSeq + 1, steps);
+          // Let the newcomer learn our window start and high-water mark soon.
+          this.#nextHeartbeatAt = Math.min(this.#nextHeartbeatAt, now + this.#o.nakDelay * this.#rng());
+          break;
+        case 'heartbeat':
+          if (!w.initialized) w.start(m.lowSeq, steps);
+          else if (m.lowSeq > (w.next ?? 0)) w.skipTo(m.lowSeq, steps);
+          break;
+        case 'leave':
+          this.#remove(now, h.senderId, 'leave');
+          return;
+        case 'nak':
+          this.#onNak(now, h.senderId, m);
+          break;
+        case 'ack':
+          for (const e of m.entries) {
+            if (e.senderId === this.nodeId && this.#send.ack(h.senderId, e.deliveredSeq, this.#members.keys())) this.#maybeWritable();
+          }
+          break;
+        default:
+          this.#events.push({ type: 'receive', from: h.senderId, message: m });
+      }
+    }
+    this.#afterSteps(now, h.senderId, w, steps);
+  }
+
+  /** Runs timers: heartbeats, ACKs, NAKs, failure detection, reassembly expiry. */
+  handleTimeout(now: number): void {
+    if (this.#state !== 'open') return;
+    if (now >= this.#nextHeartbeatAt) {
+      this.#unsequenced({ op: 'heartbeat', heartbeatInterval: this.#o.heartbeatInterval, numMembers: this.#members.size + 1, lowSeq: this.#send.low });
+      this.#stats.heartbeatsSent++;
+      this.#nextHeartbeatAt = now + this.#o.heartbeatInterval;
+    }
+    if (now >= this.#nextSweepAt) {
+      this.#nextSweepAt = now + Math.min(this.#o.heartbeatInterval, this.#o.failureTimeout / 4);
+      for (const [id, m] of [...this.#members]) {
+        if (now - m.lastHeardAt >= this.#o.failureTimeout) this.#remove(now, id, 'timeout');
+      }
+    }
+    const reasmDue = this.#reasm.pollTimeout();
+    if (reasmDue !== undefined && now >= reasmDue) this.#reasm.expire(now);
+    for (const [id, m] of this.#members) {
+      const w = m.window;
+      if (w.nakDueAt !== undefined && now >= w.nakDueAt) this.#nak(now, id, w);
+    }
+    const ackDue = this.#ackDirty ? Math.max(this.#nextAckAt, this.#lastAckAt + this.#o.ackInterval)
+      : this.#lastAckAt + this.#o.heartbeatInterval;
+    if (now >= ackDue && this.#members.size > 0) this.#ack(now);
+  }
+
+  /** The next instant handleTimeout must run, or undefined when closed. */
+  pollTimeout(): number | undefined {
+    if (this.#state !== 'open') return undefined;
+    let t = Math.min(this.#nextHeartbeatAt, this.#nextSweepAt);
+    for (const m of this.#members.values()) if (m.window.nakDueAt !== undefined && m.window.nakDueAt < t) t = m.window.nakDueAt;
+    if (this.#members.size > 0) {
+      const ackDue = this.#ackDirty ? Math.max(this.#nextAckAt, this.#lastAckAt + this.#o.ackInterval)
+        : this.#lastAckAt + this.#o.heartbeatInterval;
+      t = Math.min(t, ackDue);
+    }
+    const r = this.#reasm.pollTimeout();
+    if (r !== undefined) t = Math.min(t, r);
+    return t;
+  }
+
+  pollTransmit(): Transmit | undefined {
+    return this.#transmits.shift();
+  }
+
+  pollEvent(): CoreEvent | undefined {
+    return this.#events.shift();
+  }
+
+  stats(): CoreStats {
+    let ooo = 0;
+    for (const m of this.#members.values()) ooo += m.window.buffered;
+    return {
+      ...this.#stats, dropped: { ...this.#stats.dropped }, members: this.#members.size,
+      unackedMessages: this.#send.size, unackedBytes: this.#send.bytes, outOfOrderBuffered: ooo,
+      reassembling: this.#reasm.stats().messages, transmitQueue: this.#transmits.length,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #assertOpen(what: string): void {
+    if (this.#state !== 'open') throw new McCacheError(ErrorCode.CLOSED, `${what}: the core is ${this.#state === 'new' ? 'not started' : 'closed'}`);
+  }
+
+  #emit(bytes: Uint8Array, to?: NodeId): void {
+    this.#transmits.push(to === undefined ? { bytes } : { bytes, to });
+    this.#stats.datagramsOut++;
+    this.#stats.bytesOut += bytes.length;
+  }
+
+  #unsequenced(message: Message): void {
+    const [d] = fragmentMessage(message.op, encodeMessage(message), { senderId: this.nodeId, msgSeq: this.#send.highest, mtu: this.#o.packetMtu });
+    this.#emit(d!);
+  }
+
+  #drop(reason: string): void {
+    this.#stats.dropped[reason] = (this.#stats.dropped[reason] ?? 0) + 1;
+  }
+
+  #memberFor(now: number, id: NodeId, packet: Packet): Member | undefined {
+    const known = this.#members.get(id);
+    if (known) return known;
+    const gone = this.#departed.get(id);
+    if (gone?.left) return undefined; // it said goodbye; late datagrams change nothing
+    if (packet.message?.op === 'leave') return undefined;
+    this.#departed.delete(id);
+    const host = packet.message?.op === 'join' ? packet.message.host : undefined;
+    const m: Member = { lastHeardAt: now, host, window: gone?.window ?? new ReceiveWindow(this.#o.maxOutOfOrder) };
+    this.#members.set(id, m);
+    this.#events.push({ type: 'member-up', nodeId: id, host });
+    // Tell the newcomer our own start point soon (it needs a heartbeat to open its window for us).
+    this.#nextHeartbeatAt = Math.min(this.#nextHeartbeatAt, now + this.#o.nakDelay * this.#rng());
+    return m;
+  }
+
+  #remove(now: number, id: NodeId, reason: 'leave' | 'timeout'): void {
+    const m = this.#members.get(id);
+    if (!m) return;
+    this.#members.delete(id);
+    m.window.nakDueAt = undefined;
+    this.#departed.set(id, { at: now, window: m.window, left: reason === 'leave' });
+    while (this.#departed.size > this.#o.maxDeparted) this.#departed.delete(this.#departed.keys().next().value!);
+    this.#events.push({ type: 'member-down', nodeId: id, reason });
+    if (this.#send.forget(id, this.#members.keys())) this.#maybeWritable();
+  }
+
+  #accept(w: ReceiveWindow, seq: number, message: Message | undefined, steps: Step[]): void {
+    if (!w.add(seq, { message }, steps)) {
+      if (w.has(seq)) this.#stats.duplicates++;
+      else this.#stats.outOfOrderDropped++;
+    }
+  }
+
+  #afterSteps(now: number, from: NodeId, w: ReceiveWindow, steps: Step[]): void {
+    for (const s of steps) {
+      if (s.kind === 'deliver') {
+        this.#ackDirty = true;
+        if (s.message) {
+          this.#stats.messagesDelivered++;
+          this.#events.push({ type: 'deliver', from, seq: s.seq, message: s.message });
+        }
+      } else {
+        this.#stats.gaps++;
+        this.#stats.messagesGivenUp += s.last - s.first + 1;
+        this.#ackDirty = true;
+        this.#events.push({ type: 'gap', from, first: s.first, last: s.last });
+      }
+    }
+    if (this.#ackDirty && this.#nextAckAt === Infinity) this.#nextAckAt = now + this.#o.ackInterval;
+    if (w.isMissing) {
+      if (w.nakDueAt === undefined) w.nakDueAt = now + this.#o.nakDelay * (0.5 + 0.5 * this.#rng());
+    } else {
+      w.nakDueAt = undefined;
+      w.nakAttempts = 0;
+    }
+  }
+
+  #nak(now: number, target: NodeId, w: ReceiveWindow): void {
+    if (w.nakAttempts >= this.#o.maxNakAttempts) {
+      const steps: Step[] = [];
+      w.giveUp(steps);
+      this.#afterSteps(now, target, w, steps);
+      return;
+    }
+    const req = w.missing(this.#maxRanges, this.#maxPartials * 4);
+    if (req.ranges.length === 0) {
+      w.nakDueAt = undefined;
+      return;
+    }
+    const partials: Array<{ msgSeq: number; numFrags: number; missing: number[] }> = [];
+    const partialSeqs = new Set<number>();
+    for (const seq of req.partialCandidates) {
+      if (partials.length >= this.#maxPartials) break;
+      const p = this.#reasm.partial(target, seq);
+      if (p && p.numFrags >= 2 && p.missing.length > 0) {
+        partials.push({ msgSeq: seq, numFrags: p.numFrags, missing: p.missing });
+        partialSeqs.add(seq);
+      }
+    }
+    // Whole-message ranges exclude the partly received messages we describe precisely.
+    const ranges: Array<{ first: number; last: number }> = [];
+    for (const r of req.ranges) {
+      let from = r.first;
+      for (let s = r.first; s <= r.last && s <= r.first + 4096; s++) {
+        if (partialSeqs.has(s)) {
+          if (s > from) ranges.push({ first: from, last: s - 1 });
+          from = s + 1;
+        }
+      }
+      if (from <= r.last) ranges.push({ first: from, last: r.last });
+    }
+    this.#unsequenced({ op: 'nak', target, ranges: ranges.slice(0, this.#maxRanges), partials });
+    this.#stats.naksSent++;
+    w.nakAttempts++;
+    // Gentle back-off, capped at a heartbeat period: a long partition costs a few NAKs per
+    // period, and the retry limit spans many failure timeouts (a sender that is alive answers
+    // or advances low_seq; one that is dead is removed long before we give up).
+    const backoff = Math.min(this.#o.nakRetryInterval * (1 + w.nakAttempts / 4), this.#o.heartbeatInterval);
+    w.nakDueAt = now + backoff * (0.75 + 0.5 * this.#rng());
+  }
+
+  #onNak(now: number, from: NodeId, m: Extract<Message, { op: 'nak' }>): void {
+    if (m.target !== this.nodeId) {
+      // Another receiver asked that sender; its retransmission is multicast and will reach us too.
+      const other = this.#members.get(m.target)?.window;
+      if (other && other.nakDueAt !== undefined) {
+        other.nakDueAt = Math.max(other.nakDueAt, now + this.#o.nakRetryInterval * (0.5 + 0.5 * this.#rng()));
+      }
+      return;
+    }
+    this.#stats.naksReceived++;
+    void from;
+    let budget = this.#o.maxRetransmitPerNak;
+    let belowLow = false;
+    const resend = (seq: number, idx: number): void => {
+      const sent = this.#send.get(seq);
+      if (!sent) {
+        if (seq < this.#send.low) belowLow = true;
+        return;
+      }
+      const d = sent.datagrams[idx];
+      if (d === undefined || now - sent.lastSentAt[idx]! < this.#o.retransmitSuppress) return;
+      const copy = d.slice();
+      copy[4] = copy[4]! | FLAG_RETRANSMISSION;
+      sent.lastSentAt[idx] = now;
+      this.#emit(copy);
+      this.#stats.retransmits++;
+      budget--;
+    };
+    for (const p of m.partials) {
+      for (const idx of p.missing) {
+        if (budget <= 0) break;
+        resend(p.msgSeq, idx);
+      }
+    }
+    for (const r of m.ranges) {
+      const first = Math.max(r.first, 1);
+      const last = Math.min(r.last, this.#send.highest);
+      for (let seq = first; seq <= last && budget > 0; seq++) {
+        const sent = this.#send.get(seq);
+        if (!sent) {
+          if (seq < this.#send.low) {
+            belowLow = true;
+            seq = this.#send.low - 1; // jump over what is gone
+          }
+          continue;
+        }
+        for (let idx = 0; idx < sent.datagrams.length && budget > 0; idx++) resend(seq, idx);
+      }
+    }
+    // Asked for what we no longer hold: a prompt heartbeat carries low_seq so the asker skips.
+    if (belowLow) this.#nextHeartbeatAt = Math.min(this.#nextHeartbeatAt, now);
+  }
+
+  #ack(now: number): void {
+    const entries: Array<{ senderId: NodeId; deliveredSeq: number }> = [];
+    for (const [id, m] of this.#members) {
+      if (m.window.initialized) entries.push({ senderId: id, deliveredSeq: m.window.delivered });
+    }
+    // One ACK datagram holds (mtu - 28 - 1) / 12 entries; chunk when the cluster is larger.
+    const per = Math.max(1, Math.min(255, Math.floor((this.#o.packetMtu - 28 - 28 - 1) / 12)));
+    for (let i = 0; i < entries.length || i === 0; i += per) {
+      this.#unsequenced({ op: 'ack', entries: entries.slice(i, i + per) });
+      this.#stats.acksSent++;
+      if (entries.length === 0) break;
+    }
+    this.#ackDirty = false;
+    this.#lastAckAt = now;
+    this.#nextAckAt = Infinity;
+  }
+
+  #maybeWritable(): void {
+    if (this.#blocked && this.#send.hasRoom) {
+      this.#blocked = false;
+      this.#events.push({ type: 'writable' });
+    }
+  }
+}
+
+function num(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw new McCacheError(ErrorCode.INVALID_OPTION, `${name}: must be a number in ${min}..${max}, got ${String(v)}`);
+  }
+  return v;
+}
+function int(name: string, v: number | undefined, dflt: number, min: number, max: number): number {
+  const n = num(name, v, dflt, min, max);
+  if (!Number.isInteger(n)) throw new McCacheError(ErrorCode.INVALID_OPTION, `${name}: must be an integer in ${min}..${max}, got ${n}`);
+  return n;
+}
+
