@@ -21,7 +21,7 @@ export declare namespace MccacheCommon {
     /**
      * DEL. Sequenced. A key's deletion with its version; leaves a tombstone.
      */
-    DEL = 2,
+    DELETE = 2,
     /**
      * RST (clear). Sequenced. Removes every entry of a cache older than `hlc`.
      */

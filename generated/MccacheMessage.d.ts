@@ -19,7 +19,7 @@ export declare class MccacheMessage {
    * The `op_code` of the datagram header(s) that carried this message.
    */
   opCode: number;
-  body: MccacheMessage.Put | MccacheMessage.Del | MccacheMessage.Clear | MccacheMessage.SyncEntries | MccacheMessage.MetricsRequest | MccacheMessage.MetricsReply | MccacheMessage.ChecksumRequest | MccacheMessage.ChecksumReply | MccacheMessage.Join | MccacheMessage.Leave | MccacheMessage.Heartbeat | MccacheMessage.Nak | MccacheMessage.Ack | MccacheMessage.SyncDigest | MccacheMessage.SyncRequest | undefined;
+  body: MccacheMessage.Put | MccacheMessage.Delete | MccacheMessage.Clear | MccacheMessage.SyncEntries | MccacheMessage.MetricsRequest | MccacheMessage.MetricsReply | MccacheMessage.ChecksumRequest | MccacheMessage.ChecksumReply | MccacheMessage.Join | MccacheMessage.Leave | MccacheMessage.Heartbeat | MccacheMessage.Nak | MccacheMessage.Ack | MccacheMessage.SyncDigest | MccacheMessage.SyncRequest | undefined;
   /**
    * Nothing may follow the body.
    */
@@ -50,7 +50,7 @@ export declare namespace MccacheMessage {
   /**
    * A key's deletion; receivers keep a tombstone with this version.
    */
-  class Del {
+  class Delete {
     constructor(_io: KaitaiStream, _parent?: unknown, _root?: MccacheMessage | null);
     _io: KaitaiStream;
     _parent: unknown;
@@ -275,7 +275,8 @@ export declare namespace MccacheMessage {
      */
     numFrags: number;
     /**
-     * Bitmap, bit 7 of byte 0 is fragment 0; a set bit means the fragment is missing.
+     * Bitmap, bit 7 of byte 0 is fragment 0; a set bit means the fragment is missing. The
+     * padding bits after fragment num_frags - 1 are 0, so every NAK has one encoding.
      */
     missing: Uint8Array;
   }

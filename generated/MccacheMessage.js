@@ -34,7 +34,7 @@ var MccacheMessage = (function() {
       this.body = new Put(this._io, this, this._root);
       break;
     case 2:
-      this.body = new Del(this._io, this, this._root);
+      this.body = new Delete(this._io, this, this._root);
       break;
     case 3:
       this.body = new Clear(this._io, this, this._root);
@@ -201,15 +201,15 @@ var MccacheMessage = (function() {
    * A key's deletion; receivers keep a tombstone with this version.
    */
 
-  var Del = MccacheMessage.Del = (function() {
-    function Del(_io, _parent, _root) {
+  var Delete = MccacheMessage.Delete = (function() {
+    function Delete(_io, _parent, _root) {
       this._io = _io;
       this._parent = _parent;
       this._root = _root;
 
       this._read();
     }
-    Del.prototype._read = function() {
+    Delete.prototype._read = function() {
       this.cache = new MccacheCommon_.MccacheCommon.Name(this._io, null, null);
       this.key = new MccacheCommon_.MccacheCommon.Key(this._io, null, null);
       this.hlc = this._io.readU8be();
@@ -219,7 +219,7 @@ var MccacheMessage = (function() {
      * Version timestamp of the delete.
      */
 
-    return Del;
+    return Delete;
   })();
 
   var Heartbeat = MccacheMessage.Heartbeat = (function() {
@@ -266,6 +266,9 @@ var MccacheMessage = (function() {
       this.packetMtu = this._io.readU2be();
       if (!(this.packetMtu >= 548)) {
         throw new KaitaiStream.ValidationLessThanError(548, this.packetMtu, this._io, "/types/join/seq/1");
+      }
+      if (!(this.packetMtu <= 65507)) {
+        throw new KaitaiStream.ValidationGreaterThanError(65507, this.packetMtu, this._io, "/types/join/seq/1");
       }
       this.pid = this._io.readU4be();
       this.host = new MccacheCommon_.MccacheCommon.Name(this._io, null, null);
@@ -406,6 +409,10 @@ var MccacheMessage = (function() {
         throw new KaitaiStream.ValidationLessThanError(2, this.numFrags, this._io, "/types/partial/seq/1");
       }
       this.missing = this._io.readBytes(Math.floor((this.numFrags + 7) / 8));
+      var _ = this.missing;
+      if (!( ((KaitaiStream.mod(this.numFrags, 8) == 0) || ((_[_.length - 1] & 255 >>> KaitaiStream.mod(this.numFrags, 8)) == 0)) )) {
+        throw new KaitaiStream.ValidationExprError(this.missing, this._io, "/types/partial/seq/2");
+      }
     }
 
     /**
@@ -413,7 +420,8 @@ var MccacheMessage = (function() {
      */
 
     /**
-     * Bitmap, bit 7 of byte 0 is fragment 0; a set bit means the fragment is missing.
+     * Bitmap, bit 7 of byte 0 is fragment 0; a set bit means the fragment is missing. The
+     * padding bits after fragment num_frags - 1 are 0, so every NAK has one encoding.
      */
 
     return Partial;

@@ -50,7 +50,7 @@ enums:
       id: put
       doc: PUT (McCache INS/UPD). Sequenced. A key's new value with its version.
     0x02:
-      id: del
+      id: delete
       doc: DEL. Sequenced. A key's deletion with its version; leaves a tombstone.
     0x03:
       id: clear

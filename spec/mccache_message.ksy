@@ -23,7 +23,7 @@ seq:
       switch-on: op_code
       cases:
         0x01: put
-        0x02: del
+        0x02: delete
         0x03: clear
         0x04: sync_entries
         0x05: metrics_request
@@ -59,7 +59,7 @@ types:
         doc: Time to live in ms given to this write, or 0 for the receiving cache's own default.
       - id: value
         type: mccache_common::entry_value
-  del:
+  delete:
     doc: A key's deletion; receivers keep a tombstone with this version.
     seq:
       - id: cache
@@ -160,6 +160,7 @@ types:
         type: u2
         valid:
           min: 548
+          max: 65507
         -mccache-error: MCCACHE_ERR_INVALID_FIELD
         doc: The member's largest datagram, bytes of UDP payload (548..65507).
       - id: pid
@@ -231,7 +232,12 @@ types:
         doc: Fragment count of the message (a one-fragment message is never partial).
       - id: missing
         size: (num_frags + 7) / 8
-        doc: Bitmap, bit 7 of byte 0 is fragment 0; a set bit means the fragment is missing.
+        valid:
+          expr: num_frags % 8 == 0 or (_.last & (0xff >> (num_frags % 8))) == 0
+        -mccache-error: MCCACHE_ERR_INVALID_FIELD
+        doc: |
+          Bitmap, bit 7 of byte 0 is fragment 0; a set bit means the fragment is missing. The
+          padding bits after fragment num_frags - 1 are 0, so every NAK has one encoding.
   ack:
     seq:
       - id: num_entries

@@ -18,11 +18,10 @@ What it needs besides the generated parsers, all under generated/ (written by to
 import enum
 import io
 import json
-import keyword
+import importlib
 import os
 import re
 import sys
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -37,28 +36,12 @@ from kaitaistruct import KaitaiStream, KaitaiStruct  # noqa: E402
 kaitaistruct.API_VERSION = (0, 11)
 
 SPECS = ['mccache_common', 'mccache_datagram', 'mccache_message', 'mccache_v0_header']  # imports first
-_KEYWORD_MEMBER = re.compile(r'^(\s+)(%s) = (-?\d+)$' % '|'.join(keyword.kwlist), re.M)
 
 
 def load_generated():
-    """Imports generated/python/*.py.
-
-    Workaround for kaitai_struct#90: the compiler writes enum members verbatim, and
-    mccache_common's op_code has an entry named `del`, a Python keyword, so `del = 2` does not
-    compile. Such lines (and only those) are rewritten to `locals()['del'] = 2`, which defines
-    the same enum member under the same name. The generated file itself is not touched.
-    """
-    modules = {}
-    for name in SPECS:
-        path = os.path.join(GENERATED, 'python', name + '.py')
-        with open(path, encoding='utf-8') as f:
-            source = _KEYWORD_MEMBER.sub(r"\1locals()['\2'] = \3", f.read())
-        module = types.ModuleType(name)
-        module.__file__ = path
-        sys.modules[name] = module  # the generated modules `import mccache_common`
-        exec(compile(source, path, 'exec'), module.__dict__)
-        modules[name] = module
-    return modules
+    """Imports generated/python/*.py as they are (the generated modules `import mccache_common`)."""
+    sys.path.insert(0, os.path.join(GENERATED, 'python'))
+    return {name: importlib.import_module(name) for name in SPECS}
 
 
 MODULES = load_generated()

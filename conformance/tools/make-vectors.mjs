@@ -22,7 +22,7 @@ const OUT = path.resolve(process.argv[2] ?? path.join(here, '..', 'vectors'));
 // loader and of the generated code).
 
 const OP = {
-  put: 0x01, del: 0x02, clear: 0x03, sync_entries: 0x04, metrics_request: 0x05, metrics_reply: 0x06,
+  put: 0x01, delete: 0x02, clear: 0x03, sync_entries: 0x04, metrics_request: 0x05, metrics_reply: 0x06,
   checksum_request: 0x07, checksum_reply: 0x08, join: 0x40, leave: 0x41, heartbeat: 0x42, nak: 0x43,
   ack: 0x44, sync_digest: 0x45, sync_request: 0x46,
 };
@@ -259,7 +259,7 @@ const M = {
     u4('ttl', o.ttl ?? 60000, 'ms'),
     entryValue('value', o.codec ?? 'json', o.value ?? JSON_VALUE),
   ]),
-  del: (o = {}) => message('del', [name('cache', o.cache ?? 'users'), key('key', o.key ?? 'user:42'), u8('hlc', o.hlc ?? HLC2)]),
+  delete: (o = {}) => message('delete', [name('cache', o.cache ?? 'users'), key('key', o.key ?? 'user:42'), u8('hlc', o.hlc ?? HLC2)]),
   clear: (o = {}) => message('clear', [name('cache', o.cache ?? 'sessions'), u8('hlc', o.hlc ?? HLC2)]),
   sync_entries: (o = {}) => {
     const entries = o.entries ?? [
@@ -499,7 +499,7 @@ yD('y_put_unicode_names', 'PUT with multi-byte UTF-8 cache name and key', one(M.
 yD('y_put_key_nul_and_bom', 'PUT whose key holds U+FEFF and U+0000 (both valid UTF-8)', one(M.put({ key: '\uFEFFa\u0000b' })));
 yD('y_put_empty_cache_and_key', 'PUT with empty cache name and empty key', one(M.put({ cache: '', key: '' })));
 yD('y_put_name_255_bytes', 'PUT with a 255-byte cache name (u1 maximum)', one(M.put({ cache: filler(255, 'cache') })));
-yD('y_del', 'DEL leaves a tombstone', one(M.del(), { msgSeq: 50 }));
+yD('y_delete', 'DEL leaves a tombstone', one(M.delete(), { msgSeq: 50 }));
 yD('y_clear', 'RST (clear) of a cache', one(M.clear(), { msgSeq: 51 }));
 yD('y_sync_entries', 'SYE with a value and a tombstone', one(M.sync_entries(), { msgSeq: 52 }));
 yD('y_sync_entries_empty', 'SYE with no entries', one(M.sync_entries({ entries: [], replyTo: 0n }), { msgSeq: 53 }));
@@ -510,7 +510,7 @@ yD('y_checksum_request', 'INQ for every cache (empty name)', one(M.checksum_requ
 yD('y_checksum_reply', 'INR with a SHA-256', one(M.checksum_reply(), { msgSeq: 58 }));
 yD('y_join', 'NEW (join); msg_seq carries the high-water mark 0', one(M.join(), { msgSeq: 0 }));
 yD('y_join_packet_mtu_548', 'NEW at the smallest packet_mtu', one(M.join({ packetMtu: 548 }), { msgSeq: 0 }));
-yD('y_join_packet_mtu_65535', 'NEW with packet_mtu at u2 max (the .ksy bounds it below only)', one(M.join({ packetMtu: 65535 }), { msgSeq: 0 }));
+yD('y_join_packet_mtu_65507', 'NEW at the largest packet_mtu (the largest UDP payload over IPv4)', one(M.join({ packetMtu: 65507 }), { msgSeq: 0 }));
 yD('y_leave_shutdown', 'BYE on shutdown', one(M.leave(), { msgSeq: 60 }));
 yD('y_leave_error', 'BYE after an error', one(M.leave({ reason: 'error' }), { msgSeq: 60 }));
 yD('y_heartbeat', 'HBT; msg_seq is the highest sequence assigned', one(M.heartbeat(), { msgSeq: 60 }));
@@ -647,6 +647,7 @@ bad('n_entry_kind_3', 'sync entry kind 3', patch(M.sync_entries(), 'body.entries
 bad('n_leave_reason_0', 'leave reason 0', patch(M.leave(), 'body.reason', 0), E.INVALID_FIELD);
 bad('n_leave_reason_3', 'leave reason 3', patch(M.leave(), 'body.reason', 3), E.INVALID_FIELD);
 bad('n_nak_range_last_before_first', 'NAK range 10..9', M.nak({ ranges: [[5, 7], [10, 9]], partials: [] }), E.INVALID_FIELD);
+bad('n_nak_partial_padding_bit_set', 'NAK partial of 12 fragments with padding bit 15 set (one encoding per NAK)', M.nak({ ranges: [], partials: [{ seq: 4, frags: 12, missing: '8001' }] }), E.INVALID_FIELD);
 bad('n_nak_partial_num_frags_1', 'NAK partial of a 1-fragment message', M.nak({ ranges: [], partials: [{ seq: 4, frags: 1, missing: '80' }] }), E.INVALID_FIELD);
 bad('n_nak_partial_num_frags_0', 'NAK partial with 0 fragments', M.nak({ ranges: [], partials: [{ seq: 4, frags: 0, missing: '' }] }), E.INVALID_FIELD);
 bad('n_sync_digest_hashes_past_num_buckets', 'SYC buckets 62..65 of 64', M.sync_digest({ firstBucket: 62 }), E.OVER_LIMIT);
@@ -659,13 +660,14 @@ bad('n_sync_digest_num_buckets_0', 'SYC with 0 buckets', M.sync_digest({ numBuck
 bad('n_sync_request_num_buckets_0', 'REQ with 0 buckets', M.sync_request({ numBuckets: 0 }), E.INVALID_FIELD);
 bad('n_join_packet_mtu_547', 'NEW with packet_mtu 547', M.join({ packetMtu: 547 }), E.INVALID_FIELD, { msgSeq: 0 });
 bad('n_join_packet_mtu_0', 'NEW with packet_mtu 0', M.join({ packetMtu: 0 }), E.INVALID_FIELD, { msgSeq: 0 });
+bad('n_join_packet_mtu_65508', 'NEW with packet_mtu one over the largest UDP payload', M.join({ packetMtu: 65508 }), E.INVALID_FIELD, { msgSeq: 0 });
 // Rules beyond the .ksy: names and keys are UTF-8.
 bad('n_put_key_invalid_utf8', 'key byte 0xff', M.put({ key: hexBytes('75 73 65 72 3a ff') }), E.INVALID_FIELD);
 bad('n_put_cache_invalid_utf8', 'cache name with a lone continuation byte', M.put({ cache: hexBytes('75 73 80 72 73') }), E.INVALID_FIELD);
 bad('n_put_key_utf16_surrogate', 'key holds an encoded surrogate (ed a0 80)', M.put({ key: hexBytes('6b ed a0 80') }), E.INVALID_FIELD);
 bad('n_put_key_overlong', 'key holds an overlong "/" (c0 af)', M.put({ key: hexBytes('c0 af') }), E.INVALID_FIELD);
 bad('n_put_key_above_u10ffff', 'key holds f4 90 80 80 (above U+10FFFF)', M.put({ key: hexBytes('f4 90 80 80') }), E.INVALID_FIELD);
-bad('n_del_key_truncated_sequence', 'key ends inside a 3-byte sequence (e2 82)', M.del({ key: hexBytes('70 72 69 63 65 e2 82') }), E.INVALID_FIELD);
+bad('n_delete_key_truncated_sequence', 'key ends inside a 3-byte sequence (e2 82)', M.delete({ key: hexBytes('70 72 69 63 65 e2 82') }), E.INVALID_FIELD);
 bad('n_clear_cache_invalid_utf8', 'RST cache name 0xfe', M.clear({ cache: hexBytes('fe') }), E.INVALID_FIELD);
 bad('n_sync_entries_key_invalid_utf8', 'second entry key c3 28 (a lead byte without its continuation)', M.sync_entries({ entries: [
   { key: 'user:1', hlc: HLC1, origin: SENDER_A, kind: 'value', ttl: 0, codec: 'utf8', value: 'ok' },
@@ -765,7 +767,7 @@ const nM = (name, title, dgs, code) => vector('message', name, title, dgs, code)
   const with1 = (path, value) => { const d = frags(); patch(d[1], path, value); return d; };
   nM('n_sender_id_differs', 'fragment 1 from another sender', with1('sender_id', SENDER_B), E.INVALID_FIELD);
   nM('n_msg_seq_differs', 'fragment 1 of another message number', with1('msg_seq', 10), E.INVALID_FIELD);
-  nM('n_op_code_differs', 'fragment 1 says DEL', with1('op_code', OP.del), E.INVALID_FIELD);
+  nM('n_op_code_differs', 'fragment 1 says DEL', with1('op_code', OP.delete), E.INVALID_FIELD);
   nM('n_num_frags_differs', 'fragment 1 says 4 fragments', with1('num_frags', 4), E.INVALID_FIELD);
   nM('n_len_message_differs', 'fragment 1 says a longer message', with1('len_message', size(msg) + 1), E.INVALID_FIELD);
   nM('n_single_and_multi_fragment', 'a whole 1-fragment PUT next to fragment 1 of 3',

@@ -35,7 +35,7 @@ var MccacheCommon = (function() {
 
   MccacheCommon.OpCode = Object.freeze({
     PUT: 1,
-    DEL: 2,
+    DELETE: 2,
     CLEAR: 3,
     SYNC_ENTRIES: 4,
     METRICS_REQUEST: 5,
@@ -51,7 +51,7 @@ var MccacheCommon = (function() {
     SYNC_REQUEST: 70,
 
     1: "PUT",
-    2: "DEL",
+    2: "DELETE",
     3: "CLEAR",
     4: "SYNC_ENTRIES",
     5: "METRICS_REQUEST",

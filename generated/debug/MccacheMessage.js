@@ -36,7 +36,7 @@ var MccacheMessage = (function() {
       this.body._read();
       break;
     case 2:
-      this.body = new Del(this._io, this, this._root);
+      this.body = new Delete(this._io, this, this._root);
       this.body._read();
       break;
     case 3:
@@ -259,15 +259,15 @@ var MccacheMessage = (function() {
    * A key's deletion; receivers keep a tombstone with this version.
    */
 
-  var Del = MccacheMessage.Del = (function() {
-    function Del(_io, _parent, _root) {
+  var Delete = MccacheMessage.Delete = (function() {
+    function Delete(_io, _parent, _root) {
       this._io = _io;
       this._parent = _parent;
       this._root = _root;
       this._debug = {};
 
     }
-    Del.prototype._read = function() {
+    Delete.prototype._read = function() {
       this._debug.cache = { start: this._io.pos, ioOffset: this._io.byteOffset };
       this.cache = new MccacheCommon_.MccacheCommon.Name(this._io, null, null);
       this.cache._read();
@@ -285,7 +285,7 @@ var MccacheMessage = (function() {
      * Version timestamp of the delete.
      */
 
-    return Del;
+    return Delete;
   })();
 
   var Heartbeat = MccacheMessage.Heartbeat = (function() {
@@ -342,6 +342,11 @@ var MccacheMessage = (function() {
       this._debug.packetMtu.end = this._io.pos;
       if (!(this.packetMtu >= 548)) {
         var _err = new KaitaiStream.ValidationLessThanError(548, this.packetMtu, this._io, "/types/join/seq/1");
+        this._debug.packetMtu.validationError = _err;
+        throw _err;
+      }
+      if (!(this.packetMtu <= 65507)) {
+        var _err = new KaitaiStream.ValidationGreaterThanError(65507, this.packetMtu, this._io, "/types/join/seq/1");
         this._debug.packetMtu.validationError = _err;
         throw _err;
       }
@@ -536,6 +541,12 @@ var MccacheMessage = (function() {
       this._debug.missing = { start: this._io.pos, ioOffset: this._io.byteOffset };
       this.missing = this._io.readBytes(Math.floor((this.numFrags + 7) / 8));
       this._debug.missing.end = this._io.pos;
+      var _ = this.missing;
+      if (!( ((KaitaiStream.mod(this.numFrags, 8) == 0) || ((_[_.length - 1] & 255 >>> KaitaiStream.mod(this.numFrags, 8)) == 0)) )) {
+        var _err = new KaitaiStream.ValidationExprError(this.missing, this._io, "/types/partial/seq/2");
+        this._debug.missing.validationError = _err;
+        throw _err;
+      }
     }
 
     /**
@@ -543,7 +554,8 @@ var MccacheMessage = (function() {
      */
 
     /**
-     * Bitmap, bit 7 of byte 0 is fragment 0; a set bit means the fragment is missing.
+     * Bitmap, bit 7 of byte 0 is fragment 0; a set bit means the fragment is missing. The
+     * padding bits after fragment num_frags - 1 are 0, so every NAK has one encoding.
      */
 
     return Partial;

@@ -28,7 +28,7 @@ class MccacheCommon(KaitaiStruct):
 
     class OpCode(IntEnum):
         put = 1
-        del = 2
+        delete = 2
         clear = 3
         sync_entries = 4
         metrics_request = 5

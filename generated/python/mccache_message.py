@@ -34,7 +34,7 @@ class MccacheMessage(KaitaiStruct):
             self.body = MccacheMessage.Put(self._io, self, self._root)
         elif _on == 2:
             pass
-            self.body = MccacheMessage.Del(self._io, self, self._root)
+            self.body = MccacheMessage.Delete(self._io, self, self._root)
         elif _on == 3:
             pass
             self.body = MccacheMessage.Clear(self._io, self, self._root)
@@ -223,10 +223,10 @@ class MccacheMessage(KaitaiStruct):
             self.cache._fetch_instances()
 
 
-    class Del(KaitaiStruct):
+    class Delete(KaitaiStruct):
         """A key's deletion; receivers keep a tombstone with this version."""
         def __init__(self, _io, _parent=None, _root=None):
-            super(MccacheMessage.Del, self).__init__(_io)
+            super(MccacheMessage.Delete, self).__init__(_io)
             self._parent = _parent
             self._root = _root
             self._read()
@@ -272,6 +272,8 @@ class MccacheMessage(KaitaiStruct):
             self.packet_mtu = self._io.read_u2be()
             if not self.packet_mtu >= 548:
                 raise kaitaistruct.ValidationLessThanError(548, self.packet_mtu, self._io, u"/types/join/seq/1")
+            if not self.packet_mtu <= 65507:
+                raise kaitaistruct.ValidationGreaterThanError(65507, self.packet_mtu, self._io, u"/types/join/seq/1")
             self.pid = self._io.read_u4be()
             self.host = mccache_common.MccacheCommon.Name(self._io)
 
@@ -381,6 +383,9 @@ class MccacheMessage(KaitaiStruct):
             if not self.num_frags >= 2:
                 raise kaitaistruct.ValidationLessThanError(2, self.num_frags, self._io, u"/types/partial/seq/1")
             self.missing = self._io.read_bytes((self.num_frags + 7) // 8)
+            _ = self.missing
+            if not  ((self.num_frags % 8 == 0) or (KaitaiStream.byte_array_index(_, -1) & 255 >> self.num_frags % 8 == 0)) :
+                raise kaitaistruct.ValidationExprError(self.missing, self._io, u"/types/partial/seq/2")
 
 
         def _fetch_instances(self):

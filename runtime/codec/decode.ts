@@ -13,7 +13,7 @@
  */
 import { ErrorCode, MalformedPacketError, type MalformedCode } from '../errors';
 import { KaitaiStream, streamOf } from './kaitai';
-import { Debug, ERROR_RULES, MccacheDatagram, MccacheMessage, MccacheV0Header, MccacheCommon } from './generated-modules';
+import { Debug, ERROR_RULES, FIELD_TYPES, MccacheDatagram, MccacheMessage, MccacheV0Header, MccacheCommon } from './generated-modules';
 import {
   ENTRY_KINDS, FLAG_ENCRYPTED, LEAVE_REASONS, VALUE_CODECS, opName,
   type EntryKind, type LeaveReason, type Message, type OpName, type Packet, type PacketHeader, type ValueCodec,
@@ -25,10 +25,11 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** Decodes one datagram; the message too when the datagram carries a whole plaintext message. */
 export function decodePacket(bytes: Uint8Array): Packet {
   let d: MccacheDatagram;
+  const io = streamOf(bytes);
   try {
-    d = new MccacheDatagram(streamOf(bytes));
+    d = new MccacheDatagram(io);
   } catch (err) {
-    throw explain(err, 'datagram', bytes);
+    throw fastExplain(err, io.pos) ?? explain(err, 'datagram', bytes);
   }
   const op = opName(d.opCode) as OpName; // the spec's `valid` admits only known op codes
   const header: PacketHeader = {
@@ -118,7 +119,7 @@ interface KKey { key: Uint8Array }
 interface KValue { valueCodec: number; value: Uint8Array }
 
 const OP_NUM: Record<OpName, number> = {
-  put: 0x01, del: 0x02, clear: 0x03, sync_entries: 0x04, metrics_request: 0x05, metrics_reply: 0x06,
+  put: 0x01, delete: 0x02, clear: 0x03, sync_entries: 0x04, metrics_request: 0x05, metrics_reply: 0x06,
   checksum_request: 0x07, checksum_reply: 0x08, join: 0x40, leave: 0x41, heartbeat: 0x42, nak: 0x43,
   ack: 0x44, sync_digest: 0x45, sync_request: 0x46,
 };
@@ -149,7 +150,7 @@ function toMessage(op: OpName, b: Body): Message {
     case 'put':
       return { op, cache: nameOf(b.cache), key: keyOf(b.key), hlc: b.hlc as bigint, ttl: b.ttl as number,
         codec: codecOf(b.value), value: (b.value as KValue).value };
-    case 'del':
+    case 'delete':
       return { op, cache: nameOf(b.cache), key: keyOf(b.key), hlc: b.hlc as bigint };
     case 'clear':
       return { op, cache: nameOf(b.cache), hlc: b.hlc as bigint };
@@ -210,6 +211,41 @@ export function bitmapToIndexes(bitmap: Uint8Array, numFrags: number): number[] 
 
 // ---------------------------------------------------------------------------------------------
 // Failure -> stable code
+
+/**
+ * Fast path for the header, where garbage fails: the header's leading fields have fixed sizes
+ * (generated/fields.json), and a `valid` rule is checked right after its field is read, so the
+ * stream position at the throw names the field. A flood of garbage then costs about as much as
+ * valid traffic instead of a debug re-parse per datagram. Anything else takes the slow path.
+ */
+const HEADER_RULE_AT_END = headerRules();
+function headerRules(): Map<number, { field: string; start: number; code: string }> {
+  const sizes: Record<string, number> = { u1: 1, u2: 2, u4: 4, u8: 8 };
+  const out = new Map<number, { field: string; start: number; code: string }>();
+  const t = FIELD_TYPES.find((x) => x.spec === 'mccache_datagram' && x.type === 'mccache_datagram');
+  let pos = 0;
+  for (const f of t?.seq ?? []) {
+    const n = sizes[f.type];
+    if (n === undefined) break;
+    const rule = RULES.get(`MccacheDatagram.${f.id}`);
+    if (rule) out.set(pos + n, { field: f.id, start: pos, code: rule.code });
+    pos += n;
+  }
+  return out;
+}
+function fastExplain(err: unknown, pos: number): MalformedPacketError | undefined {
+  if (err instanceof KaitaiStream.EOFError) {
+    if (pos >= 28) return undefined; // inside the fragment: let the slow path name the field
+    return new MalformedPacketError(ErrorCode.TRUNCATED, `truncated: the 28-byte header ends after ${pos} byte(s)`, { cause: err });
+  }
+  const name = (err as { name?: unknown } | null)?.name;
+  if (typeof name !== 'string' || !name.startsWith('Validation')) return undefined;
+  const rule = HEADER_RULE_AT_END.get(pos);
+  if (!rule) return undefined;
+  return new MalformedPacketError(rule.code as MalformedCode,
+    `mccache_datagram.${rule.field} at offset ${rule.start}: value ${describe((err as { actual?: unknown }).actual)} breaks its rule`,
+    { field: `mccache_datagram.${rule.field}`, offset: rule.start, cause: err });
+}
 
 type TreeKind = 'datagram' | 'message' | 'v0';
 interface Failure { path: string[]; className: string; field: string; offset: number | undefined }

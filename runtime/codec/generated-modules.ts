@@ -12,6 +12,7 @@ import * as debugMessage from '../../generated/debug/MccacheMessage';
 import * as debugV0 from '../../generated/debug/MccacheV0Header';
 import * as debugCommon from '../../generated/debug/MccacheCommon';
 import errorCodesJson = require('../../generated/error-codes.json');
+import fieldsJson = require('../../generated/fields.json');
 
 export { MccacheDatagram, MccacheMessage, MccacheV0Header, MccacheCommon };
 export const Debug = {
@@ -30,3 +31,12 @@ export interface ErrorRule {
   code: string;
 }
 export const ERROR_RULES: readonly ErrorRule[] = errorCodesJson.rules;
+
+export interface FieldType {
+  spec: string;
+  type: string;
+  class: string;
+  seq: Array<{ id: string; type: string }>;
+}
+/** Each type's seq fields in order with their wire types (generated/fields.json). */
+export const FIELD_TYPES: readonly FieldType[] = fieldsJson.types as FieldType[];

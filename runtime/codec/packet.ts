@@ -7,7 +7,7 @@
 /** spec/mccache_common.ksy `op_code`. */
 export const OP_CODES = {
   put: 0x01,
-  del: 0x02,
+  delete: 0x02,
   clear: 0x03,
   sync_entries: 0x04,
   metrics_request: 0x05,
@@ -26,7 +26,7 @@ export type OpName = keyof typeof OP_CODES;
 
 /** McCache's three-letter mnemonics, for people reading captures and logs. */
 export const MNEMONICS: Readonly<Record<OpName, string>> = {
-  put: 'PUT', del: 'DEL', clear: 'RST', sync_entries: 'SYE', metrics_request: 'MET', metrics_reply: 'MER',
+  put: 'PUT', delete: 'DEL', clear: 'RST', sync_entries: 'SYE', metrics_request: 'MET', metrics_reply: 'MER',
   checksum_request: 'INQ', checksum_reply: 'INR', join: 'NEW', leave: 'BYE', heartbeat: 'HBT', nak: 'NAK',
   ack: 'ACK', sync_digest: 'SYC', sync_request: 'REQ',
 };
@@ -119,7 +119,7 @@ export interface AckEntry {
 /** A message body (spec/mccache_message.ksy), discriminated on `op`. */
 export type Message =
   | { op: 'put'; cache: string; key: string; hlc: bigint; ttl: number; codec: ValueCodec; value: Uint8Array }
-  | { op: 'del'; cache: string; key: string; hlc: bigint }
+  | { op: 'delete'; cache: string; key: string; hlc: bigint }
   | { op: 'clear'; cache: string; hlc: bigint }
   | { op: 'sync_entries'; cache: string; replyTo: bigint; entries: SyncEntry[] }
   | { op: 'metrics_request'; target: bigint }
