@@ -53,7 +53,10 @@ export interface ReliableCoreOptions {
   heartbeatInterval?: number;
   /** ms of silence after which a member is removed. @default 5000 */
   failureTimeout?: number;
-  /** ms between ACK digests while deliveries progress. @default 100 */
+  /**
+   * ms between ACK digests while deliveries progress. Short, because the send window frees only
+   * as ACKs arrive: throughput <= window / (ackInterval + RTT). @default 10
+   */
   ackInterval?: number;
   /** Upper bound of the random delay before a first NAK, ms. @default 10 */
   nakDelay?: number;
@@ -63,7 +66,11 @@ export interface ReliableCoreOptions {
   maxNakAttempts?: number;
   /** ms after a send before a tail-probe heartbeat. @default 10 */
   tailProbeDelay?: number;
-  /** Unacknowledged messages kept for retransmission before send() pushes back. @default 16384 */
+  /**
+   * Unacknowledged messages kept for retransmission before send() pushes back. Also the most a
+   * sender can have in flight: larger windows overrun receivers' socket buffers under load and
+   * turn losses into retransmit storms (measured: bench/core.bench.ts). @default 2048
+   */
   maxUnackedMessages?: number;
   /** Bytes of unacknowledged datagrams kept before send() pushes back. @default 64 MiB */
   maxUnackedBytes?: number;
@@ -75,7 +82,11 @@ export interface ReliableCoreOptions {
   reassemblyTimeout?: number;
   /** Datagrams retransmitted for one NAK at most. @default 512 */
   maxRetransmitPerNak?: number;
-  /** A datagram is not retransmitted again within this many ms. @default 5 */
+  /**
+   * A datagram is not retransmitted again within this many ms: a repeat NAK that arrives while
+   * the last retransmission may still sit in the receiver's socket buffer is not a new loss.
+   * @default 3/4 of nakRetryInterval
+   */
   retransmitSuppress?: number;
   /** Departed members remembered. @default 1024 */
   maxDeparted?: number;
@@ -164,19 +175,19 @@ export class ReliableCore {
       packetMtu: int('packetMtu', o.packetMtu, DEFAULT_MTU, MIN_MTU, MAX_MTU),
       heartbeatInterval: num('heartbeatInterval', o.heartbeatInterval, 1000, 1, 3_600_000),
       failureTimeout: num('failureTimeout', o.failureTimeout, 5000, 1, 86_400_000),
-      ackInterval: num('ackInterval', o.ackInterval, 100, 0.1, 60_000),
+      ackInterval: num('ackInterval', o.ackInterval, 10, 0.1, 60_000),
       nakDelay: num('nakDelay', o.nakDelay, 10, 0, 60_000),
       nakRetryInterval: num('nakRetryInterval', o.nakRetryInterval, 40, 0.1, 60_000),
       maxNakAttempts: int('maxNakAttempts', o.maxNakAttempts, 50, 1, 1_000_000),
       tailProbeDelay: num('tailProbeDelay', o.tailProbeDelay, 10, 0, 60_000),
-      maxUnackedMessages: int('maxUnackedMessages', o.maxUnackedMessages, 16384, 1, 1 << 24),
+      maxUnackedMessages: int('maxUnackedMessages', o.maxUnackedMessages, 2048, 1, 1 << 24),
       maxUnackedBytes: int('maxUnackedBytes', o.maxUnackedBytes, 64 << 20, MAX_MTU, 2 ** 40),
       maxOutOfOrder: int('maxOutOfOrder', o.maxOutOfOrder, 8192, 1, 1 << 24),
       reassemblyMaxMessages: int('reassemblyMaxMessages', o.reassemblyMaxMessages, 1024, 1, 1 << 20),
       reassemblyMaxBytes: int('reassemblyMaxBytes', o.reassemblyMaxBytes, 64 << 20, MAX_MTU, 2 ** 40),
       reassemblyTimeout: num('reassemblyTimeout', o.reassemblyTimeout, 5000, 1, 86_400_000),
       maxRetransmitPerNak: int('maxRetransmitPerNak', o.maxRetransmitPerNak, 512, 1, 1 << 20),
-      retransmitSuppress: num('retransmitSuppress', o.retransmitSuppress, 5, 0, 60_000),
+      retransmitSuppress: num('retransmitSuppress', o.retransmitSuppress, 0.75 * (o.nakRetryInterval ?? 40), 0, 60_000),
       maxDeparted: int('maxDeparted', o.maxDeparted, 1024, 0, 1 << 20),
     };
     if (this.#o.failureTimeout <= this.#o.heartbeatInterval) {
@@ -251,11 +262,14 @@ export class ReliableCore {
 
   /** Announces an orderly exit (LEAVE) and stops. Further input is ignored. */
   close(now: number): void {
-    void now;
     if (this.#state !== 'open') {
       this.#state = 'closed';
       return;
     }
+    // A last ACK lets senders free what we received; LEAVE goes twice because a lost LEAVE
+    // costs every peer a failure timeout of held-back buffers.
+    if (this.#members.size > 0) this.#ack(now);
+    this.#unsequenced({ op: 'leave', reason: 'shutdown' });
     this.#unsequenced({ op: 'leave', reason: 'shutdown' });
     this.#state = 'closed';
   }
@@ -269,6 +283,12 @@ export class ReliableCore {
     if (this.#state !== 'open') return;
     this.#stats.datagramsIn++;
     this.#stats.bytesIn += bytes.length;
+    // Cheap first look: foreign traffic (McCache-for-Python's 0xF9, anything else) is dropped
+    // without building errors, so a flood of it costs little.
+    if (bytes.length < 2 || bytes[0] !== 0x4d || bytes[1] !== 0x43) {
+      this.#drop(bytes.length > 0 && bytes[0] === 0xf9 ? 'python_v0' : ErrorCode.BAD_MAGIC);
+      return;
+    }
     let packet: Packet;
     try {
       packet = decodePacket(bytes);

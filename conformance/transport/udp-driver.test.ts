@@ -1,0 +1,130 @@
+/**
+ * UdpDriver in one process (runtime/transport/udp-driver.ts): two drivers on a host-local group
+ * of this test's own. Lifecycle, delivery, backpressure, loss repair, close, and that the
+ * library never holds a process open. No packet leaves the machine (TTL 0 on 127.0.0.1).
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import type { Message } from '../../runtime/codec/packet';
+import type { CoreEvent } from '../../runtime/core/types';
+import { ErrorCode, McCacheError } from '../../runtime/errors';
+import { UdpDriver, type UdpDriverOptions } from '../../runtime/transport/udp-driver';
+
+function hostLocal(): { group: string; port: number } {
+  const r = (n: number) => Math.floor(Math.random() * n);
+  return { group: `239.255.${1 + r(254)}.${1 + r(254)}`, port: 20_000 + r(40_000) };
+}
+const FAST = { heartbeatInterval: 50, failureTimeout: 1000, ackInterval: 5 };
+const put = (n: number): Message => ({ op: 'put', cache: 'c', key: `k${n}`, hlc: BigInt(n), ttl: 0, codec: 'utf8', value: Buffer.from(`v${n}`) });
+const until = async (what: string, cond: () => boolean, ms = 5000): Promise<void> => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe('transport/udp-driver: two drivers in one process', function () {
+  this.timeout(20_000);
+  const open: UdpDriver[] = [];
+  const make = (extra: Partial<UdpDriverOptions> = {}, addr = hostLocal()): UdpDriver => {
+    const d = new UdpDriver({ ...addr, multicastHops: 0, env: {}, coreOptions: FAST, flushTimeout: 2000, ...extra });
+    open.push(d);
+    return d;
+  };
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((d) => d.close()));
+  });
+
+  it('joins, delivers in order, reports its receive buffer, and closes with a LEAVE', async () => {
+    const addr = hostLocal();
+    const a = make({}, addr);
+    const b = make({}, addr);
+    const got: Array<Extract<CoreEvent, { type: 'deliver' }>> = [];
+    const downs: Array<Extract<CoreEvent, { type: 'member-down' }>> = [];
+    b.on('deliver', (e) => got.push(e));
+    b.on('member-down', (e) => downs.push(e));
+    await a.start();
+    await b.start();
+    await until('membership', () => a.core.members.length === 1 && b.core.members.length === 1);
+    for (let n = 1; n <= 500; n++) expect(a.send(put(n))).to.equal(n);
+    await until('500 deliveries', () => got.length === 500);
+    expect(got.map((e) => e.seq)).to.deep.equal([...Array(500).keys()].map((i) => i + 1));
+    expect(got.every((e) => e.from === a.nodeId && e.message.op === 'put' && e.message.key === `k${e.seq}`)).to.equal(true);
+    expect(a.stats().recvBufferSize).to.be.greaterThan(0);
+    expect(a.stats().loopbackSkipped).to.be.greaterThan(0);
+    await a.close();
+    expect(a.core.flushed).to.equal(true);
+    await until('member-down', () => downs.length === 1);
+    expect(downs[0]).to.deep.include({ nodeId: a.nodeId, reason: 'leave' });
+  });
+
+  it('repairs a 30 % monkey tantrum: every message arrives once and in order', async () => {
+    const addr = hostLocal();
+    const a = make({ monkeyTantrum: 30 }, addr);
+    const b = make({ monkeyTantrum: 30 }, addr);
+    const seqs: number[] = [];
+    b.on('deliver', (e) => seqs.push(e.seq));
+    await a.start();
+    await b.start();
+    await until('membership', () => a.core.members.length === 1 && b.core.members.length === 1);
+    for (let n = 1; n <= 300; n++) a.send(put(n));
+    await until('300 deliveries', () => seqs.length === 300, 10_000);
+    expect(seqs).to.deep.equal([...Array(300).keys()].map((i) => i + 1));
+    expect(a.stats().tantrumDropped).to.be.greaterThan(0);
+    expect(a.stats().retransmits).to.be.greaterThan(0);
+  });
+
+  it('applies backpressure: send returns undefined when the window is full, then writable follows', async () => {
+    const addr = hostLocal();
+    const a = make({ coreOptions: { ...FAST, maxUnackedMessages: 16 } }, addr);
+    const b = make({}, addr);
+    let delivered = 0;
+    b.on('deliver', () => delivered++);
+    await a.start();
+    await b.start();
+    await until('membership', () => a.core.members.length === 1 && b.core.members.length === 1);
+    let n = 0;
+    while (a.send(put(n + 1)) !== undefined) n++;
+    expect(n).to.equal(16);
+    expect(a.writable).to.equal(false);
+    await new Promise<void>((resolve) => a.once('writable', () => resolve()));
+    expect(a.writable).to.equal(true);
+    expect(a.send(put(n + 1))).to.equal(n + 1);
+    await until('17 deliveries', () => delivered === 17);
+  });
+
+  it('refuses use before start and after close with MCCACHE_ERR_CLOSED; close is idempotent', async () => {
+    const a = make();
+    for (const fn of [() => a.send(put(1)), () => a.sendUnsequenced({ op: 'heartbeat', heartbeatInterval: 1, numMembers: 1, lowSeq: 1 })]) {
+      expect(fn).to.throw(McCacheError).with.property('code', ErrorCode.CLOSED);
+    }
+    await a.start();
+    let closed = 0;
+    a.on('close', () => closed++);
+    const p1 = a.close();
+    expect(a.close()).to.equal(p1);
+    expect(() => a.send(put(1))).to.throw(McCacheError).with.property('code', ErrorCode.CLOSED);
+    await p1;
+    expect(closed).to.equal(1);
+    let again: unknown;
+    try {
+      await a.start();
+    } catch (err) {
+      again = err;
+    }
+    expect(again).to.be.instanceOf(McCacheError).with.property('code', ErrorCode.CLOSED);
+  });
+
+  it('never holds a process open by itself', () => {
+    const { group, port } = hostLocal();
+    const r = spawnSync(process.execPath, ['-r', require.resolve('ts-node/register'), join(__dirname, '..', 'fixtures', 'udp-idle.ts')], {
+      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', MCCACHE_MULTICAST_IP: `${group}:${port}`, MCCACHE_MULTICAST_HOPS: '0' },
+      encoding: 'utf8', timeout: 15_000,
+    });
+    expect(r.error, 'the process was killed after 15 s').to.equal(undefined);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^started \d+/);
+  });
+});

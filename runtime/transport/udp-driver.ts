@@ -1,0 +1,360 @@
+/**
+ * Theory of operation
+ * -------------------
+ * UdpDriver runs one sans-I/O ReliableCore (runtime/core/reliable-core.ts) over UDP multicast.
+ * It is the only module that imports node:dgram. It owns exactly one socket and one timer:
+ *
+ *   socket 'message'  -> core.handleDatagram(clock.now(), bytes)  -> flush
+ *   timer fires       -> core.handleTimeout(clock.now())          -> flush
+ *   send(message)     -> core.send(clock.now(), message)          -> flush
+ *   flush: drain core.pollTransmit() into socket.send (to group:port), re-arm the timer at
+ *          core.pollTimeout(), then drain core.pollEvent() into this EventEmitter.
+ *
+ * The socket binds the group port with SO_REUSEADDR (several nodes per host are normal) and
+ * joins the group on the chosen interface; the same socket sends, with the configured TTL,
+ * interface and loopback. Our own datagrams come back through loopback; they are recognised
+ * by their sender id and skipped before the core decodes them.
+ *
+ * Events: 'deliver', 'receive', 'member-up', 'member-down', 'gap', 'writable' (each with the
+ * core's event object, runtime/core/types.ts), and 'close'. A peer's bytes never cause an
+ * 'error' event: the core drops and counts what it cannot use. Socket errors are counted too
+ * (stats()); a failed send loses nothing for good, because the core keeps every sequenced
+ * datagram until it is acknowledged and receivers NAK the hole (DESIGN.md §4).
+ *
+ * The socket and the timer are unref'd: the library never holds a process open by itself.
+ * Only close(), which the application awaits, refs them until it has finished (bounded by
+ * `flushTimeout`).
+ */
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import type { Message } from '../codec/packet';
+import { MAGIC } from '../codec/packet';
+import { ReliableCore, type CoreStats, type ReliableCoreOptions } from '../core/reliable-core';
+import type { CoreEvent, NodeId, Rng } from '../core/types';
+import { ErrorCode, McCacheError } from '../errors';
+import { resolveTransportOptions, type TransportOptions } from './udp-options';
+
+/** A monotonic clock in milliseconds. */
+export interface Clock {
+  now(): number;
+}
+
+export interface UdpDriverOptions extends Partial<TransportOptions> {
+  /** The core to run. When absent one is built from `coreOptions`. */
+  core?: ReliableCore;
+  /** Options for the core built here; `nodeId` defaults to 64 random bits, `rng` to Math.random. */
+  coreOptions?: Partial<ReliableCoreOptions>;
+  /** Time source for the core, ms. @default performance */
+  clock?: Clock;
+  /** Longest close() waits for every member to acknowledge what we sent, ms. @default 2000 */
+  flushTimeout?: number;
+  /** Randomness for monkeyTantrum drops. @default Math.random */
+  rng?: Rng;
+  /** Environment read for MCCACHE_MULTICAST_IP / _HOPS / MONKEY_TANTRUM. @default process.env */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface UdpDriverStats extends CoreStats {
+  /** socket.send calls that failed (EAGAIN, ENOBUFS, ...); the core repairs them by NAK. */
+  sendErrors: number;
+  sendErrorsByCode: Record<string, number>;
+  /** Outgoing datagrams dropped on purpose (monkeyTantrum). */
+  tantrumDropped: number;
+  /** Our own datagrams received back through multicast loopback, skipped undecoded. */
+  loopbackSkipped: number;
+  /** 'error' events of the socket after start. */
+  socketErrors: number;
+  /** Sends handed to the socket and not yet completed. */
+  sendsInFlight: number;
+  /** SO_RCVBUF as the kernel reports it (Linux reports twice the usable size), 0 before start. */
+  recvBufferSize: number;
+}
+
+export type UdpDriverEvents = {
+  [K in CoreEvent['type']]: [Extract<CoreEvent, { type: K }>];
+} & { close: [] };
+
+/** Offset of sender_id in the datagram header (spec/mccache_datagram.ksy: 2+1+1+1+1+1+1). */
+const SENDER_ID_OFFSET = 8;
+const FLUSH_POLL_MS = 5;
+
+export class UdpDriver extends EventEmitter<UdpDriverEvents> {
+  readonly core: ReliableCore;
+  readonly options: Readonly<TransportOptions>;
+  readonly #clock: Clock;
+  readonly #rng: Rng;
+  readonly #flushTimeout: number;
+  readonly #tantrum: number;
+  readonly #idHi: number;
+  readonly #idLo: number;
+  #socket: Socket | undefined;
+  #state: 'new' | 'starting' | 'open' | 'closing' | 'closed' = 'new';
+  #timer: NodeJS.Timeout | undefined;
+  #armedAt = Infinity;
+  #closing: Promise<void> | undefined;
+  #onIdle: (() => void) | undefined;
+  #recvBufferSize = 0;
+  readonly #t = {
+    sendErrors: 0, sendErrorsByCode: {} as Record<string, number>, tantrumDropped: 0, loopbackSkipped: 0,
+    socketErrors: 0, sendsInFlight: 0,
+  };
+
+  constructor(options: UdpDriverOptions = {}) {
+    super();
+    const { core, coreOptions, clock, flushTimeout, rng, env, ...transport } = options;
+    this.options = Object.freeze(resolveTransportOptions(transport, env ?? process.env));
+    if (clock !== undefined && typeof clock?.now !== 'function') throw invalid('clock', 'must have a now() method returning ms');
+    if (rng !== undefined && typeof rng !== 'function') throw invalid('rng', 'must be a function returning [0, 1)');
+    if (flushTimeout !== undefined && (typeof flushTimeout !== 'number' || !(flushTimeout >= 0 && flushTimeout <= 3_600_000))) {
+      throw invalid('flushTimeout', `must be a number of ms in 0..3600000, got ${String(flushTimeout)}`);
+    }
+    if (core !== undefined && coreOptions !== undefined) throw invalid('coreOptions', 'give either core or coreOptions, not both');
+    this.#clock = clock ?? performance;
+    this.#rng = rng ?? Math.random;
+    this.#flushTimeout = flushTimeout ?? 2000;
+    this.#tantrum = this.options.monkeyTantrum;
+    this.core = core ?? new ReliableCore({
+      host: hostname(), pid: process.pid, ...coreOptions,
+      nodeId: coreOptions?.nodeId ?? randomNodeId(), rng: coreOptions?.rng ?? Math.random,
+    });
+    this.#idHi = Number(this.core.nodeId >> 32n);
+    this.#idLo = Number(this.core.nodeId & 0xffffffffn);
+  }
+
+  get nodeId(): NodeId {
+    return this.core.nodeId;
+  }
+
+  /** Can send() take a message now? */
+  get writable(): boolean {
+    return this.#state === 'open' && this.core.writable;
+  }
+
+  /**
+   * Binds the socket, joins the group, and starts the core (JOIN). Rejects with the socket's
+   * error (EADDRINUSE, EADDRNOTAVAIL, ...) and leaves nothing open.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') {
+      throw this.#closing ? new McCacheError(ErrorCode.CLOSED, 'start: the transport is closed')
+        : new McCacheError(ErrorCode.INVALID_ARGUMENT, 'start: already started');
+    }
+    this.#state = 'starting';
+    const o = this.options;
+    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        // Binding the group address (not 0.0.0.0) keeps other groups on the same port out;
+        // Windows cannot bind a multicast address.
+        socket.bind({ port: o.port, ...(process.platform !== 'win32' && { address: o.group }) }, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+      this.#recvBufferSize = setLargestRecvBuffer(socket, o.recvBufferSize);
+      if (o.interfaceAddress !== undefined) socket.setMulticastInterface(o.interfaceAddress);
+      socket.setMulticastTTL(o.multicastHops);
+      socket.setMulticastLoopback(o.loopback);
+      socket.addMembership(o.group, o.interfaceAddress);
+    } catch (err) {
+      this.#state = 'closed';
+      socket.removeAllListeners();
+      try { socket.close(); } catch { /* already closed */ }
+      throw err;
+    }
+    if (this.#state !== 'starting') { // close() was called while we were binding
+      socket.close();
+      throw new McCacheError(ErrorCode.CLOSED, 'start: closed before the socket was ready');
+    }
+    socket.on('error', () => { this.#t.socketErrors++; });
+    socket.on('message', this.#onMessage);
+    socket.unref();
+    this.#socket = socket;
+    this.#state = 'open';
+    this.core.start(this.#clock.now());
+    this.#flush();
+  }
+
+  /**
+   * Sends a sequenced message to the group. Returns its sequence number, or undefined when the
+   * send window is full: nothing was queued; wait for 'writable'. Throws MCCACHE_ERR_CLOSED
+   * before start() or after close(), MCCACHE_ERR_MESSAGE_TOO_LARGE as the core does.
+   */
+  send(message: Message): number | undefined {
+    this.#assertOpen('send');
+    const seq = this.core.send(this.#clock.now(), message);
+    this.#flush();
+    return seq;
+  }
+
+  /** Sends an unsequenced message (one datagram, best effort). */
+  sendUnsequenced(message: Message): void {
+    this.#assertOpen('sendUnsequenced');
+    this.core.sendUnsequenced(this.#clock.now(), message);
+    this.#flush();
+  }
+
+  stats(): UdpDriverStats {
+    return {
+      ...this.core.stats(), ...this.#t, sendErrorsByCode: { ...this.#t.sendErrorsByCode },
+      recvBufferSize: this.#recvBufferSize,
+    };
+  }
+
+  /**
+   * Waits until every member acknowledged what we sent (or `flushTimeout` ms passed), then
+   * announces LEAVE, waits for the socket to hand it over, and closes the socket. Resolves when
+   * done; calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const was = this.#state;
+    this.#state = 'closing';
+    const socket = this.#socket;
+    if (was !== 'open' || !socket) { // never started, or still binding (start() then rejects)
+      this.#state = 'closed';
+      this.emit('close');
+      return;
+    }
+    socket.ref(); // the application awaits us: stay alive until done, bounded below
+    const deadline = this.#clock.now() + this.#flushTimeout;
+    while (!this.core.flushed && this.#clock.now() < deadline) {
+      await sleep(Math.min(FLUSH_POLL_MS, Math.max(1, deadline - this.#clock.now())));
+    }
+    this.core.close(this.#clock.now());
+    this.#flush();
+    // A closed socket cancels queued sends: let the LEAVE go first (bounded).
+    if (this.#t.sendsInFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#onIdle = resolve;
+        timer = setTimeout(resolve, Math.max(50, this.#flushTimeout / 4));
+      });
+      clearTimeout(timer);
+      this.#onIdle = undefined;
+    }
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    socket.off('message', this.#onMessage);
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    this.#state = 'closed';
+    this.emit('close');
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #assertOpen(what: string): void {
+    if (this.#state !== 'open') {
+      throw new McCacheError(ErrorCode.CLOSED, `${what}: the transport is ${this.#state === 'new' || this.#state === 'starting' ? 'not started' : 'closed'}`);
+    }
+  }
+
+  readonly #onMessage = (msg: Buffer): void => {
+    // Our own datagram, looped back: the core would decode it only to drop it.
+    if (msg.length >= SENDER_ID_OFFSET + 8 && msg.readUInt32BE(SENDER_ID_OFFSET + 4) === this.#idLo
+      && msg.readUInt32BE(SENDER_ID_OFFSET) === this.#idHi && msg.readUInt16BE(0) === MAGIC) {
+      this.#t.loopbackSkipped++;
+      return;
+    }
+    this.core.handleDatagram(this.#clock.now(), msg);
+    this.#flush();
+  };
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#armedAt = Infinity;
+    this.core.handleTimeout(this.#clock.now());
+    this.#flush();
+  };
+
+  readonly #onSent = (err: Error | null): void => {
+    this.#t.sendsInFlight--;
+    if (err) {
+      this.#t.sendErrors++;
+      const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
+      this.#t.sendErrorsByCode[code] = (this.#t.sendErrorsByCode[code] ?? 0) + 1;
+    }
+    if (this.#t.sendsInFlight === 0) this.#onIdle?.();
+  };
+
+  #flush(): void {
+    const core = this.core;
+    const socket = this.#socket;
+    const { port, group } = this.options;
+    for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) {
+      if (!socket || this.#state === 'closed') continue;
+      if (this.#tantrum > 0 && this.#rng() * 100 < this.#tantrum) {
+        this.#t.tantrumDropped++;
+        continue;
+      }
+      // `t.to` (a single node) is for a later unicast transport; multicast reaches it too.
+      this.#t.sendsInFlight++;
+      socket.send(t.bytes, port, group, this.#onSent);
+    }
+    this.#arm();
+    for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) {
+      (this.emit as (type: string, event: CoreEvent) => boolean)(e.type, e);
+    }
+  }
+
+  /** One timer, at the core's next deadline. A later deadline keeps the earlier timer, which re-arms. */
+  #arm(): void {
+    const at = this.#state === 'open' || this.#state === 'closing' ? this.core.pollTimeout() : undefined;
+    if (at === undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#armedAt = Infinity;
+      return;
+    }
+    if (this.#timer !== undefined && at >= this.#armedAt) return;
+    clearTimeout(this.#timer);
+    this.#armedAt = at;
+    // Node timers have 1 ms resolution; rounding up avoids waking just before the deadline.
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, Math.ceil(at - this.#clock.now())));
+    this.#timer.unref();
+  }
+}
+
+/** A random non-zero 64-bit node id (DESIGN.md §3: drawn at process start). */
+export function randomNodeId(): NodeId {
+  for (;;) {
+    const id = randomBytes(8).readBigUInt64BE(0);
+    if (id !== 0n) return id;
+  }
+}
+
+/**
+ * Asks for `requested` bytes of SO_RCVBUF, halving down to 64 KiB when the kernel refuses, and
+ * returns what the kernel reports. Linux silently caps at net.core.rmem_max (and reports twice
+ * the usable size); other systems throw for sizes they do not allow.
+ */
+function setLargestRecvBuffer(socket: Socket, requested: number): number {
+  for (let size = requested; size >= 64 << 10; size = Math.floor(size / 2)) {
+    try {
+      socket.setRecvBufferSize(size);
+      break;
+    } catch {
+      /* refused: try smaller */
+    }
+  }
+  try {
+    return socket.getRecvBufferSize();
+  } catch {
+    return 0;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function invalid(name: string, rule: string): McCacheError {
+  return new McCacheError(ErrorCode.INVALID_OPTION, `${name}: ${rule}`);
+}
