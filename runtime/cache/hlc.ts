@@ -1,0 +1,69 @@
+/**
+ * Hybrid logical clock (Kulkarni et al., "Logical Physical Clocks", 2014), packed in 64 bits as
+ * the wire's `hlc` field: 48 bits of Unix milliseconds, then a 16-bit logical counter.
+ *
+ * Why: McCache-for-Python orders writes by each writer's wall clock with no tie-breaker, so a
+ * node with a slow clock loses its own writes and equal timestamps never converge (bugs C11,
+ * C12). An HLC never runs backwards, is always ahead of every version this node has seen, and
+ * stays close to wall time; with the writer's node id as tie-breaker, every node orders every
+ * pair of writes the same way.
+ *
+ * Time is injected (`wallNow`), so tests can skew clocks.
+ */
+export const LOGICAL_BITS = 16n;
+const MAX_HLC = (1n << 64n) - 1n;
+
+export interface Version {
+  hlc: bigint;
+  node: bigint;
+}
+
+/** Total order on versions: hlc first, then node id. */
+export function compareVersions(a: Version, b: Version): number {
+  if (a.hlc !== b.hlc) return a.hlc < b.hlc ? -1 : 1;
+  if (a.node !== b.node) return a.node < b.node ? -1 : 1;
+  return 0;
+}
+
+export function hlcPhysical(hlc: bigint): number {
+  return Number(hlc >> LOGICAL_BITS);
+}
+
+export class HybridClock {
+  #last = 0n;
+  readonly #wallNow: () => number;
+  readonly #maxAhead: number;
+
+  /**
+   * @param wallNow Unix time in ms.
+   * @param maxAhead Remote timestamps further than this ahead of our wall clock (ms) are not
+   *   adopted, so one host with a wild clock cannot drag the cluster's clocks into the future.
+   */
+  constructor(wallNow: () => number = Date.now, maxAhead = 60_000) {
+    this.#wallNow = wallNow;
+    this.#maxAhead = maxAhead;
+  }
+
+  /** A new timestamp, greater than every one this clock issued or observed. */
+  now(): bigint {
+    const wall = BigInt(Math.max(0, Math.floor(this.#wallNow()))) << LOGICAL_BITS;
+    let next = wall > this.#last ? wall : this.#last + 1n;
+    // The counter carries into the millisecond part: still monotonic, 65,536 stamps per ms.
+    if (next > MAX_HLC) next = MAX_HLC;
+    this.#last = next;
+    return next;
+  }
+
+  /** Notes a timestamp seen from a peer; returns false when it was too far ahead to adopt. */
+  observe(hlc: bigint): boolean {
+    if (hlc <= this.#last) return true;
+    const limit = BigInt(Math.floor(this.#wallNow() + this.#maxAhead)) << LOGICAL_BITS;
+    if (hlc > limit) return false;
+    this.#last = hlc;
+    return true;
+  }
+
+  get last(): bigint {
+    return this.#last;
+  }
+}
