@@ -53,5 +53,14 @@ test: deps apt-deps check-generated typecheck unit conformance
 bench: build
 	node bench/run.mjs
 
+# The README's first command: three local processes sharing a cache over host-local multicast
+# (runtime/cli/demo.ts). Builds first when dist/ is missing or older than a source.
+DEMO_JS := dist/runtime/cli/demo.js
+$(DEMO_JS): $(shell find runtime generated -type f 2>/dev/null) tsconfig.json package.json node_modules/.package-lock.json
+	$(MAKE) build
+
+demo: deps $(DEMO_JS)
+	node $(DEMO_JS)
+
 clean:
 	rm -rf dist .check-generated

@@ -494,15 +494,17 @@ var MccacheMessage = (function() {
     SyncDigest.prototype._read = function() {
       this.cache = new MccacheCommon_.MccacheCommon.Name(this._io, null, null);
       this.numEntries = this._io.readU4be();
+      this.clearHlc = this._io.readU8be();
+      this.clearOrigin = this._io.readU8be();
       this.numBuckets = this._io.readU2be();
       if (!(this.numBuckets >= 1)) {
-        throw new KaitaiStream.ValidationLessThanError(1, this.numBuckets, this._io, "/types/sync_digest/seq/2");
+        throw new KaitaiStream.ValidationLessThanError(1, this.numBuckets, this._io, "/types/sync_digest/seq/4");
       }
       this.firstBucket = this._io.readU2be();
       this.numHashes = this._io.readU2be();
       var _ = this.numHashes;
       if (!(this.firstBucket + _ <= this.numBuckets)) {
-        throw new KaitaiStream.ValidationExprError(this.numHashes, this._io, "/types/sync_digest/seq/4");
+        throw new KaitaiStream.ValidationExprError(this.numHashes, this._io, "/types/sync_digest/seq/6");
       }
       this.hashes = [];
       for (var i = 0; i < this.numHashes; i++) {
@@ -512,6 +514,16 @@ var MccacheMessage = (function() {
 
     /**
      * Entries and tombstones the sender holds in this cache.
+     */
+
+    /**
+     * Version of the newest clear() the sender has applied to this cache (0 if none), so a
+     * member that missed a clear learns it from any digest: a missed clear cannot be
+     * repaired by exchanging entries, since a cleared cache has none to send.
+     */
+
+    /**
+     * Node id that issued that clear (the version's tie-breaker), 0 if none.
      */
 
     /**

@@ -38,16 +38,32 @@ let nodeSettings: Settings | undefined;
 let logger: Logger | undefined;
 let exiting = false;
 
+/**
+ * How long a new node's writes wait for the first peer to be heard (McCacheNode joinGrace):
+ * 1.5 heartbeat periods, at most 1.5 s. Peers answer a JOIN within the core's nakDelay (10 ms);
+ * if the JOIN or the answer is lost, every live peer still sends a heartbeat and an ACK each
+ * period. Only a process with no peer at all pays the full wait, and only for writes made
+ * that early (at exit, for instance).
+ */
+function joinGrace(daemonSleep: number): number {
+  return Math.min(1.5 * daemonSleep, 1500);
+}
+
 /** The cache named `name` (default 'mccache'), created with `options` on first use. */
 export function getCache<V = unknown>(name = 'mccache', options: GetCacheOptions<V> = {}): Cache<V> {
   if (typeof name !== 'string') throw new McCacheError(ErrorCode.INVALID_ARGUMENT, `name: must be a string, got ${typeof name}`);
+  if (options === null || typeof options !== 'object') throw new McCacheError(ErrorCode.INVALID_ARGUMENT, 'options: must be an object');
+  // The common call, getCache(name) for a cache that exists, reads no file and no environment.
+  if (node && Object.keys(options).length === 0) {
+    const c = node.caches.get(name);
+    if (c) return c as Cache<V>;
+  }
   const settings = resolveSettings(options);
   const n = ensureNode(settings, options);
   const existing = n.caches.get(name);
   if (existing) return existing as Cache<V>;
   return n.cache<V>(name, {
-    ttl: settings.ttl, max: settings.max, maxSize: settings.maxSize, mode: settings.mode as 0 | 1,
-    callbackWindow: settings.callbackWindow,
+    ...cacheSettings(settings),
     ...(options.sizeCalculation && { sizeCalculation: options.sizeCalculation }),
     ...(options.callback && { callback: options.callback }),
     ...(options.tombstoneTtl !== undefined && { tombstoneTtl: options.tombstoneTtl }),
@@ -96,18 +112,31 @@ export async function shutdown(): Promise<void> {
   logger?.flush();
 }
 
+/** The per-cache part of the settings. */
+function cacheSettings(s: Settings): CacheOptions<unknown> {
+  return { ttl: s.ttl, max: s.max, maxSize: s.maxSize, mode: s.mode, callbackWindow: s.callbackWindow };
+}
+
+/** Node-wide settings are equal when they configure the node the same way. */
+function sameSetting(a: unknown, b: unknown): boolean {
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    // cryptoKey: its JSON form is "[redacted]" whatever the key, so compare the bytes.
+    return a instanceof Uint8Array && b instanceof Uint8Array && Buffer.from(a).equals(Buffer.from(b));
+  }
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 function ensureNode(settings: Settings, options: SettingsOptions): McCacheNode {
   if (node) {
     for (const k of NODE_SETTINGS) {
-      if (options[k] !== undefined && JSON.stringify(settings[k]) !== JSON.stringify(nodeSettings![k])) {
+      if (options[k] !== undefined && !sameSetting(settings[k], nodeSettings![k])) {
         throw new McCacheError(ErrorCode.INVALID_OPTION,
           `${k}: this process's node already runs with ${k}=${k === 'cryptoKey' ? '[redacted]' : JSON.stringify(nodeSettings![k])}; node-wide settings are fixed by the first getCache()`);
       }
     }
     return node;
   }
-  nodeSettings = settings;
-  logger = createLogger(settings);
+  const log = createLogger(settings);
   const heartbeat = settings.daemonSleep;
   const transport = new UdpDriver({
     group: settings.multicastIp,
@@ -116,21 +145,28 @@ function ensureNode(settings: Settings, options: SettingsOptions): McCacheNode {
     monkeyTantrum: settings.monkeyTantrum,
     coreOptions: { packetMtu: settings.packetMtu, heartbeatInterval: heartbeat, failureTimeout: 5 * heartbeat },
   });
-  const log = logger;
-  node = new McCacheNode({
+  const n = new McCacheNode({
     transport,
+    // Caches that a remote write creates before getCache() names them get the settings too.
+    cacheDefaults: cacheSettings(settings),
+    joinGrace: joinGrace(settings.daemonSleep),
     onMetricsRequest: (m) => log.info('metrics', { metrics: m }),
   });
-  node.start().catch((err: unknown) => {
+  n.start().catch((err: unknown) => {
     log.error('transport failed to start', { err: String(err) });
   });
+  node = n;
+  nodeSettings = settings;
+  logger = log;
   process.once('beforeExit', onBeforeExit);
-  return node;
+  return n;
 }
 
 function onBeforeExit(): void {
   if (exiting || !node) return;
   exiting = true;
-  // Keeps the event loop alive until the last writes are acknowledged (bounded), then lets go.
-  void shutdown();
+  // The event loop is empty: nothing of ours holds it (socket and timers are unref'd). Shutting
+  // down refs what it needs until the last writes are acknowledged (bounded), then lets go, so
+  // a script that writes and ends neither hangs nor loses its last writes.
+  shutdown().catch((err: unknown) => logger?.error('shutdown at exit failed', { err: String(err) }));
 }

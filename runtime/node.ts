@@ -9,14 +9,26 @@
  *   microtask hands them to the transport in order. When the send window is full the map keeps
  *   only the newest mutation per key (last writer wins anyway, by version), and the rest go
  *   out on the transport's 'writable' event. So bounded memory never loses a write.
- * - Delivered put/del/clear messages go to the cache of that name (created on demand in mode 1
- *   so a member that has not called getCache yet still holds the data when it does).
- * - Metrics and checksum requests are answered with replies; `clusterMetrics`/`clusterChecksum`
- *   ask every member and collect replies for a short window.
- * - `shutdown` flushes pending writes, waits (bounded) until every member acknowledged them,
- *   announces LEAVE and closes the socket. At process exit (`beforeExit`) a node that still
- *   has unacknowledged writes shuts down by itself, so a script that writes and ends neither
- *   hangs nor drops its last writes. Nothing here keeps a process alive on its own.
+ * - Join grace: right after start nobody has answered our JOIN yet, and the reliable core keeps
+ *   a message for retransmission only until every *known* member acknowledged it; with no member
+ *   known it frees it at once. So writes wait (in the pending map) until the first member is
+ *   heard or `joinGrace` ms have passed: a script that starts, writes and ends gets its writes
+ *   repaired if a datagram is lost, instead of sending them into the void unprotected.
+ * - Delivered put/del/clear messages go to the cache of that name, created on demand (with
+ *   `cacheDefaults`) so a member that has not called getCache yet still holds the data when it
+ *   does. Deletes and clears create it too: the cache keeps their versions (tombstone, clear
+ *   version), without which an older put delivered later by another sender would resurrect
+ *   the key here and nowhere else.
+ * - Metrics and checksum requests are answered with replies that carry the request's sequence
+ *   number (`requestSeq`); `clusterMetrics`/`clusterChecksum` collect the replies to their own
+ *   request for `replyWindow` ms, so concurrent requests never see each other's replies.
+ * - `shutdown` stops the caches taking writes, hands every pending write to the transport
+ *   (bounded by `flushTimeout`), and closes the transport, which waits (bounded) until every
+ *   member acknowledged them, announces LEAVE and closes the socket.
+ *
+ * Nothing here keeps a process alive on its own: the only timer outside an awaited call (the
+ * join grace) is unref'd, and so are the UDP driver's socket and timer. Awaited calls
+ * (shutdown, clusterMetrics, clusterChecksum) hold the process only until they resolve.
  */
 import { hostname } from 'node:os';
 import { ErrorCode, McCacheError } from './errors';
@@ -25,7 +37,7 @@ import type { CoreEvent, NodeId } from './core/types';
 import { Cache, type CacheMetrics, type CacheOptions, type Replicator } from './cache/cache';
 import { HybridClock } from './cache/hlc';
 
-/** What the node needs from a transport (UdpDriver; a simulated one in tests). */
+/** What the node needs from a transport (UdpDriver; SimTransport in tests). */
 export interface NodeTransport {
   readonly nodeId: NodeId;
   readonly writable: boolean;
@@ -47,7 +59,7 @@ export interface NodeOptions {
   transport: NodeTransport;
   /** Unix ms for the hybrid logical clock. @default Date.now */
   wallNow?: () => number;
-  /** Default options for caches created by remote writes before getCache is called. */
+  /** Options for caches created by remote writes before getCache is called. @default {} */
   cacheDefaults?: CacheOptions<unknown>;
   /** ms to collect replies of clusterMetrics/clusterChecksum. @default 300 */
   replyWindow?: number;
@@ -55,6 +67,14 @@ export interface NodeOptions {
   onMetricsRequest?: (metrics: LocalMetrics) => void;
   /** Flush pending writes synchronously in publish (simulated networks). @default false */
   syncFlush?: boolean;
+  /**
+   * ms after start during which writes wait for the first member to be heard (see the module
+   * comment). 0 = send at once. A peer answers a JOIN within the core's nakDelay (10 ms), so
+   * the wait is short whenever there is a peer. @default 0
+   */
+  joinGrace?: number;
+  /** Longest shutdown waits for room in the send window for pending writes, ms. @default 2000 */
+  flushTimeout?: number;
 }
 
 export interface LocalMetrics {
@@ -63,9 +83,19 @@ export interface LocalMetrics {
   pid: number;
   caches: CacheMetrics[];
   transport: object;
+  /** Writes not yet handed to the transport. */
   pending: number;
+  /** Pending writes dropped because the transport refused them (MCCACHE_ERR_MESSAGE_TOO_LARGE). */
+  dropped: number;
   members: string[];
 }
+
+/** Node ids as McCache shows them: 16 hex digits. */
+export function formatNodeId(id: NodeId): string {
+  return id.toString(16).padStart(16, '0');
+}
+
+const REPLY_POLL_MS = 5;
 
 export class McCacheNode implements Replicator {
   readonly nodeId: NodeId;
@@ -77,23 +107,35 @@ export class McCacheNode implements Replicator {
   readonly #replyWindow: number;
   readonly #onMetricsRequest: ((m: LocalMetrics) => void) | undefined;
   readonly #syncFlush: boolean;
+  readonly #joinGrace: number;
+  readonly #flushTimeout: number;
   readonly #replies = new Map<number, (from: NodeId, m: Message) => void>();
   #flushScheduled = false;
+  #flushing = false;
   #state: 'new' | 'open' | 'closing' | 'closed' = 'new';
   #started: Promise<void> | undefined;
+  #startFailed = false;
   #shutdown: Promise<void> | undefined;
+  /** True once a member was heard or the join grace ran out: writes may go out. */
+  #joined = false;
+  #graceTimer: NodeJS.Timeout | undefined;
   #gaps = 0;
+  #dropped = 0;
 
   constructor(options: NodeOptions) {
     this.#t = options.transport;
     this.nodeId = this.#t.nodeId;
     this.clock = new HybridClock(options.wallNow ?? Date.now);
     this.#cacheDefaults = options.cacheDefaults ?? {};
-    this.#replyWindow = options.replyWindow ?? 300;
+    this.#replyWindow = nonNegative('replyWindow', options.replyWindow, 300);
     this.#onMetricsRequest = options.onMetricsRequest;
     this.#syncFlush = options.syncFlush ?? false;
-    this.#t.on('deliver', (e) => this.#onDeliver(e.from, e.message));
+    this.#joinGrace = nonNegative('joinGrace', options.joinGrace, 0);
+    this.#flushTimeout = nonNegative('flushTimeout', options.flushTimeout, 2000);
+    this.#joined = this.#joinGrace === 0;
+    this.#t.on('deliver', (e) => this.#onDeliver(e.from, e.seq, e.message));
     this.#t.on('receive', (e) => this.#onReceive(e.from, e.message));
+    this.#t.on('member-up', () => this.#join());
     this.#t.on('gap', () => { this.#gaps++; });
     this.#t.on('writable', () => this.#flush());
   }
@@ -101,8 +143,18 @@ export class McCacheNode implements Replicator {
   /** Opens the transport (socket, JOIN). Writes before it finishes are queued, not lost. */
   start(): Promise<void> {
     this.#started ??= (async () => {
-      await this.#t.start();
+      try {
+        await this.#t.start();
+      } catch (err) {
+        this.#startFailed = true;
+        throw err;
+      }
+      if (this.#state !== 'new') return; // shutdown() came first
       this.#state = 'open';
+      if (!this.#joined) {
+        this.#graceTimer = setTimeout(() => this.#join(), this.#joinGrace);
+        this.#graceTimer.unref();
+      }
       this.#flush();
     })();
     return this.#started;
@@ -118,9 +170,9 @@ export class McCacheNode implements Replicator {
 
   /** The cache of that name, created with `options` the first time. */
   cache<V>(name: string, options?: CacheOptions<V>): Cache<V> {
-    if (this.#state === 'closing' || this.#state === 'closed') throw new McCacheError(ErrorCode.CLOSED, 'getCache: shutdown() was called');
     let c = this.#caches.get(name);
     if (!c) {
+      if (this.#state === 'closing' || this.#state === 'closed') throw new McCacheError(ErrorCode.CLOSED, 'getCache: shutdown() was called');
       c = new Cache<unknown>(name, { ...this.#cacheDefaults, ...(options as CacheOptions<unknown>) },
         { clock: this.clock, replicator: this, nodeId: this.nodeId });
       this.#caches.set(name, c);
@@ -134,7 +186,94 @@ export class McCacheNode implements Replicator {
 
   publish(message: Message): void {
     const m = message as { cache: string; key?: string };
-    const key = m.key === undefined ? `${m.cache}\u0001` : `${m.cache}\u0000${m.key}`;
+    // Unambiguous whatever the names contain: a length prefix, and one letter per kind.
+    this.#enqueue(m.key === undefined ? `c${m.cache}` : `k${m.cache.length}:${m.cache}${m.key}`, message);
+  }
+
+  /** Writes not yet handed to the transport (join grace, or waiting for room in the send window). */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /** True when nothing is pending and every member acknowledged everything sent. */
+  get quiescent(): boolean {
+    return this.#pending.size === 0 && this.#t.core.flushed;
+  }
+
+  localMetrics(): LocalMetrics {
+    return {
+      nodeId: formatNodeId(this.nodeId), host: hostname(), pid: process.pid,
+      caches: [...this.#caches.values()].map((c) => c.metrics()),
+      transport: { ...this.#t.stats(), gapsReported: this.#gaps }, pending: this.#pending.size, dropped: this.#dropped,
+      members: this.#t.core.members.map(formatNodeId),
+    };
+  }
+
+  /** Local checksum per cache (Cache.checksum). */
+  localChecksum(name?: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [n, c] of this.#caches) if (name === undefined || n === name) out[n] = c.checksum();
+    return out;
+  }
+
+  /** Asks every member for its metrics (they log them, as McCache does) and collects replies. */
+  async clusterMetrics(): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = { [formatNodeId(this.nodeId)]: this.localMetrics() };
+    await this.#ask({ op: 'metrics_request', target: 0n }, (from, m) => {
+      if (m.op !== 'metrics_reply') return;
+      try {
+        out[formatNodeId(from)] = JSON.parse(new TextDecoder().decode(m.report));
+      } catch {
+        // a member's unreadable report is skipped
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Every member's checksum of `name` (all caches when empty), keyed by node id. A member that
+   * has no cache of that name does not answer.
+   */
+  async clusterChecksum(name = ''): Promise<Record<string, Record<string, string>>> {
+    const out: Record<string, Record<string, string>> = { [formatNodeId(this.nodeId)]: this.localChecksum(name || undefined) };
+    await this.#ask({ op: 'checksum_request', target: 0n, cache: name }, (from, m) => {
+      if (m.op !== 'checksum_reply') return;
+      (out[formatNodeId(from)] ??= {})[m.cache] = Buffer.from(m.checksum).toString('hex');
+    });
+    return out;
+  }
+
+  /**
+   * Stops the caches taking writes (MCCACHE_ERR_CLOSED; reads still work), hands every pending
+   * write to the transport, and closes it: it waits (bounded) until members acknowledged them,
+   * announces LEAVE and closes the socket. Idempotent.
+   */
+  shutdown(): Promise<void> {
+    this.#shutdown ??= (async () => {
+      const started = this.#started !== undefined && await this.#started.then(() => true, () => false);
+      this.#state = 'closing';
+      for (const c of this.#caches.values()) c.close();
+      if (started) {
+        // Ref'd sleeps: at process exit nothing else keeps the loop alive while we finish.
+        const deadline = performance.now() + this.#flushTimeout;
+        // Pending writes deserve a peer to protect them (join grace); no writes, no wait.
+        while (!this.#joined && this.#pending.size > 0 && performance.now() < deadline) await sleep(REPLY_POLL_MS);
+        this.#join();
+        while (this.#pending.size > 0 && performance.now() < deadline) {
+          this.#flush();
+          if (this.#pending.size > 0) await sleep(REPLY_POLL_MS);
+        }
+      }
+      clearTimeout(this.#graceTimer);
+      await this.#t.close();
+      this.#state = 'closed';
+    })();
+    return this.#shutdown;
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #enqueue(key: string, message: Message): void {
     // Re-inserting moves a key behind the others: the newest mutation of a key goes out last.
     this.#pending.delete(key);
     this.#pending.set(key, message);
@@ -149,98 +288,55 @@ export class McCacheNode implements Replicator {
     }
   }
 
-  /** Writes not yet handed to the transport (waiting for room in the send window). */
-  get pending(): number {
-    return this.#pending.size;
+  #join(): void {
+    if (this.#joined) return;
+    this.#joined = true;
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+    this.#flush();
   }
-
-  /** True when nothing is pending and every member acknowledged everything sent. */
-  get quiescent(): boolean {
-    return this.#pending.size === 0 && this.#t.core.flushed;
-  }
-
-  localMetrics(): LocalMetrics {
-    return {
-      nodeId: this.nodeId.toString(16).padStart(16, '0'), host: hostname(), pid: process.pid,
-      caches: [...this.#caches.values()].map((c) => c.metrics()),
-      transport: { ...this.#t.stats(), gapsReported: this.#gaps }, pending: this.#pending.size,
-      members: this.#t.core.members.map((m) => m.toString(16).padStart(16, '0')),
-    };
-  }
-
-  /** Local checksum per cache (Cache.checksum). */
-  localChecksum(name?: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const [n, c] of this.#caches) if (name === undefined || n === name) out[n] = c.checksum();
-    return out;
-  }
-
-  /** Asks every member for its metrics (they log them, as McCache does) and collects replies. */
-  async clusterMetrics(): Promise<Record<string, unknown>> {
-    const out: Record<string, unknown> = { [this.localMetrics().nodeId]: this.localMetrics() };
-    await this.#ask({ op: 'metrics_request', target: 0n }, (from, m) => {
-      if (m.op !== 'metrics_reply') return;
-      try {
-        out[from.toString(16).padStart(16, '0')] = JSON.parse(new TextDecoder().decode(m.report));
-      } catch {
-        // a member's unreadable report is skipped
-      }
-    });
-    return out;
-  }
-
-  /** Every member's checksum of `name` (all caches when omitted), keyed by node id. */
-  async clusterChecksum(name = ''): Promise<Record<string, Record<string, string>>> {
-    const me = this.nodeId.toString(16).padStart(16, '0');
-    const out: Record<string, Record<string, string>> = { [me]: this.localChecksum(name || undefined) };
-    await this.#ask({ op: 'checksum_request', target: 0n, cache: name }, (from, m) => {
-      if (m.op !== 'checksum_reply') return;
-      const id = from.toString(16).padStart(16, '0');
-      (out[id] ??= {})[m.cache] = Buffer.from(m.checksum).toString('hex');
-    });
-    return out;
-  }
-
-  /**
-   * Flushes pending writes, waits until members acknowledged them (bounded by the transport's
-   * flush timeout), announces LEAVE, closes the socket. Idempotent.
-   */
-  shutdown(): Promise<void> {
-    this.#shutdown ??= (async () => {
-      if (this.#started) await this.#started.catch(() => undefined);
-      this.#state = 'closing';
-      // Hand over everything still pending; the window frees as ACKs arrive.
-      for (let i = 0; i < 2000 && this.#pending.size > 0; i++) {
-        this.#flush();
-        if (this.#pending.size > 0) await new Promise((r) => setTimeout(r, 1));
-      }
-      await this.#t.close();
-      for (const c of this.#caches.values()) c.close();
-      this.#state = 'closed';
-    })();
-    return this.#shutdown;
-  }
-
-  // -------------------------------------------------------------------------------------------
 
   #flush(): void {
-    if (this.#state !== 'open' && this.#state !== 'closing') return;
-    for (const [key, message] of this.#pending) {
-      if (!this.#t.writable) return;
-      const seq = this.#t.send(message);
-      if (seq === undefined) return;
-      this.#pending.delete(key);
+    if ((this.#state !== 'open' && this.#state !== 'closing') || !this.#joined || this.#startFailed) return;
+    // A send can pump the transport's events (the simulated one does), and a 'writable' among
+    // them would re-enter here and send the head of the map a second time.
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      for (const [key, message] of this.#pending) {
+        // No `writable` check first: the core announces 'writable' only after a send it had to
+        // refuse, so a full window must be met by an actual send attempt, or we would wait for
+        // an event that never comes.
+        let seq: number | undefined;
+        try {
+          seq = this.#t.send(message);
+        } catch (err) {
+          if (!(err instanceof McCacheError)) throw err;
+          if (err.code === ErrorCode.CLOSED) return;
+          // A message the transport can never take (too large for 255 fragments): the cache
+          // checks sizes before publishing, so this is a last resort. Dropping beats throwing
+          // out of a microtask, which would crash the process.
+          if (err.code !== ErrorCode.MESSAGE_TOO_LARGE) throw err;
+          this.#dropped++;
+          this.#pending.delete(key);
+          continue;
+        }
+        if (seq === undefined) return;
+        this.#pending.delete(key);
+      }
+    } finally {
+      this.#flushing = false;
     }
   }
 
-  #onDeliver(from: NodeId, m: Message): void {
+  #onDeliver(from: NodeId, seq: number, m: Message): void {
     switch (m.op) {
       case 'put':
       case 'delete':
       case 'clear': {
         let c = this.#caches.get(m.cache);
         if (!c) {
-          if (m.op !== 'put' || this.#state !== 'open') return;
+          if (this.#state !== 'open') return;
           c = this.cache(m.cache);
         }
         c.applyRemote(m, from);
@@ -251,23 +347,22 @@ export class McCacheNode implements Replicator {
         const metrics = this.localMetrics();
         this.#onMetricsRequest?.(metrics);
         const report = new TextEncoder().encode(JSON.stringify(metrics, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
-        this.#reply({ op: 'metrics_reply', requestSender: from, requestSeq: 0, codec: 'json', report });
+        this.#reply(`${from}:${seq}`, { op: 'metrics_reply', requestSender: from, requestSeq: seq, codec: 'json', report });
         break;
       }
       case 'checksum_request': {
         if (m.target !== 0n && m.target !== this.nodeId) return;
         for (const [name, c] of this.#caches) {
           if (m.cache !== '' && m.cache !== name) continue;
-          const sum = c.checksum();
-          this.#reply({ op: 'checksum_reply', requestSender: from, requestSeq: 0, cache: name, numEntries: c.size,
-            checksum: Buffer.from(sum, 'hex') });
+          this.#reply(`${from}:${seq}:${name.length}:${name}`, { op: 'checksum_reply', requestSender: from, requestSeq: seq, cache: name,
+            numEntries: c.size, checksum: Buffer.from(c.checksum(), 'hex') });
         }
         break;
       }
       case 'metrics_reply':
       case 'checksum_reply':
         if (m.requestSender !== this.nodeId) return;
-        for (const fn of this.#replies.values()) fn(from, m);
+        this.#replies.get(m.requestSeq)?.(from, m);
         break;
       default:
         break;
@@ -278,19 +373,41 @@ export class McCacheNode implements Replicator {
     // Anti-entropy digests and requests (issue 5) arrive here.
   }
 
-  #reply(m: Message): void {
+  /** Replies queue behind pending writes (so they reflect them) and wait for room like them. */
+  #reply(id: string, m: Message): void {
     if (this.#state !== 'open') return;
-    if (this.#t.send(m) === undefined) {
-      // Window full: replies are diagnostics; drop rather than displace writes.
-    }
+    this.#enqueue(`r${id}`, m);
   }
 
   async #ask(request: Message, onReply: (from: NodeId, m: Message) => void): Promise<void> {
     await this.start();
-    const id = this.#replies.size + Date.now();
-    this.#replies.set(id, onReply);
-    this.#t.send(request);
-    await new Promise((r) => setTimeout(r, this.#replyWindow));
-    this.#replies.delete(id);
+    if (this.#state !== 'open') throw new McCacheError(ErrorCode.CLOSED, `${request.op}: shutdown() was called`);
+    const deadline = performance.now() + this.#replyWindow;
+    // Our own pending writes go first, so the members' answers already include them.
+    let seq: number | undefined;
+    for (;;) {
+      if (this.#pending.size === 0 && this.#joined) seq = this.#t.send(request);
+      if (seq !== undefined || performance.now() >= deadline) break;
+      await sleep(REPLY_POLL_MS);
+    }
+    if (seq === undefined) return; // no room in the window during the whole reply window
+    this.#replies.set(seq, onReply);
+    try {
+      await sleep(Math.max(0, deadline - performance.now()));
+    } finally {
+      this.#replies.delete(seq);
+    }
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function nonNegative(name: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw new McCacheError(ErrorCode.INVALID_OPTION, `${name}: must be a non-negative number of ms, got ${String(v)}`);
+  }
+  return v;
 }

@@ -263,6 +263,15 @@ types:
       - id: num_entries
         type: u4
         doc: Entries and tombstones the sender holds in this cache.
+      - id: clear_hlc
+        type: u8
+        doc: |
+          Version of the newest clear() the sender has applied to this cache (0 if none), so a
+          member that missed a clear learns it from any digest: a missed clear cannot be
+          repaired by exchanging entries, since a cleared cache has none to send.
+      - id: clear_origin
+        type: u8
+        doc: Node id that issued that clear (the version's tie-breaker), 0 if none.
       - id: num_buckets
         type: u2
         valid:

@@ -320,6 +320,7 @@ const M = {
     const hashes = o.hashes ?? [0x0123456789abcdefn, 0n, SENDER_MAX, 0x8000000000000000n];
     return message('sync_digest', [
       name('cache', o.cache ?? 'users'), u4('num_entries', o.numEntries ?? 1024),
+      u8('clear_hlc', o.clearHlc ?? HLC2), u8('clear_origin', o.clearOrigin ?? SENDER_B),
       u2('num_buckets', o.numBuckets ?? 64), u2('first_bucket', o.firstBucket ?? 8),
       u2('num_hashes', hashes.length), list('hashes', hashes.map((h) => u8('', h))),
     ]);

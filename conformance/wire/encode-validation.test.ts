@@ -22,7 +22,7 @@ function codeOf(fn: () => unknown): string | undefined {
 
 const put: Message = { op: 'put', cache: 'c', key: 'k', hlc: 1n, ttl: 0, codec: 'bytes', value: new Uint8Array([1]) };
 const nak: Message = { op: 'nak', target: 1n, ranges: [{ first: 1, last: 2 }], partials: [{ msgSeq: 3, numFrags: 4, missing: [1, 3] }] };
-const digest: Message = { op: 'sync_digest', cache: 'c', numEntries: 0, numBuckets: 4, firstBucket: 1, hashes: [1n, 2n, 3n] };
+const digest: Message = { op: 'sync_digest', cache: 'c', numEntries: 0, clearHlc: 0n, clearOrigin: 0n, numBuckets: 4, firstBucket: 1, hashes: [1n, 2n, 3n] };
 
 /** [what, a message that must be refused]; the base messages above encode. */
 const badMessages: [string, unknown][] = [

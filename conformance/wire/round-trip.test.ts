@@ -62,7 +62,7 @@ describe('wire round trip', function () {
       { op: 'nak', target: 2n, ranges: all.map((i) => ({ first: i, last: i + 1 })),
         partials: all.map((i) => ({ msgSeq: i, numFrags: 255, missing: all })) },
       { op: 'ack', entries: all.map((i) => ({ senderId: BigInt(i), deliveredSeq: i })) },
-      { op: 'sync_digest', cache: 'c', numEntries: 0xffffffff, numBuckets: 0xffff, firstBucket: 0,
+      { op: 'sync_digest', cache: 'c', numEntries: 0xffffffff, clearHlc: (1n << 64n) - 1n, clearOrigin: 1n, numBuckets: 0xffff, firstBucket: 0,
         hashes: Array.from({ length: 0xffff }, (_, i) => BigInt(i) * 0x1_0000_0001n) },
       { op: 'sync_request', target: 3n, cache: 'c', numBuckets: 0xffff, bucketIds: Array.from({ length: 0xffff }, (_, i) => i) },
       { op: 'sync_entries', cache: 'c', replyTo: 0n, entries: Array.from({ length: 0xffff }, (_, i) => ({

@@ -118,7 +118,7 @@ export function messageOf(op: OpName): fc.Arbitrary<Message> {
     case 'sync_digest':
       return fc.integer({ min: 1, max: 0xffff }).chain((numBuckets) => fc.integer({ min: 0, max: numBuckets }).chain((firstBucket) =>
         fc.record({
-          op: fc.constant(op), cache: cacheName(), numEntries: u4(), numBuckets: fc.constant(numBuckets),
+          op: fc.constant(op), cache: cacheName(), numEntries: u4(), clearHlc: u8(), clearOrigin: u8(), numBuckets: fc.constant(numBuckets),
           firstBucket: fc.constant(firstBucket), hashes: fc.array(u8(), { maxLength: Math.min(64, numBuckets - firstBucket) }),
         })));
     case 'sync_request':

@@ -316,6 +316,16 @@ export declare namespace MccacheMessage {
      * Entries and tombstones the sender holds in this cache.
      */
     numEntries: number;
+    /**
+     * Version of the newest clear() the sender has applied to this cache (0 if none), so a
+     * member that missed a clear learns it from any digest: a missed clear cannot be
+     * repaired by exchanging entries, since a cleared cache has none to send.
+     */
+    clearHlc: bigint;
+    /**
+     * Node id that issued that clear (the version's tie-breaker), 0 if none.
+     */
+    clearOrigin: bigint;
     numBuckets: number;
     firstBucket: number;
     numHashes: number;

@@ -652,11 +652,17 @@ var MccacheMessage = (function() {
       this._debug.numEntries = { start: this._io.pos, ioOffset: this._io.byteOffset };
       this.numEntries = this._io.readU4be();
       this._debug.numEntries.end = this._io.pos;
+      this._debug.clearHlc = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.clearHlc = this._io.readU8be();
+      this._debug.clearHlc.end = this._io.pos;
+      this._debug.clearOrigin = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.clearOrigin = this._io.readU8be();
+      this._debug.clearOrigin.end = this._io.pos;
       this._debug.numBuckets = { start: this._io.pos, ioOffset: this._io.byteOffset };
       this.numBuckets = this._io.readU2be();
       this._debug.numBuckets.end = this._io.pos;
       if (!(this.numBuckets >= 1)) {
-        var _err = new KaitaiStream.ValidationLessThanError(1, this.numBuckets, this._io, "/types/sync_digest/seq/2");
+        var _err = new KaitaiStream.ValidationLessThanError(1, this.numBuckets, this._io, "/types/sync_digest/seq/4");
         this._debug.numBuckets.validationError = _err;
         throw _err;
       }
@@ -668,7 +674,7 @@ var MccacheMessage = (function() {
       this._debug.numHashes.end = this._io.pos;
       var _ = this.numHashes;
       if (!(this.firstBucket + _ <= this.numBuckets)) {
-        var _err = new KaitaiStream.ValidationExprError(this.numHashes, this._io, "/types/sync_digest/seq/4");
+        var _err = new KaitaiStream.ValidationExprError(this.numHashes, this._io, "/types/sync_digest/seq/6");
         this._debug.numHashes.validationError = _err;
         throw _err;
       }
@@ -685,6 +691,16 @@ var MccacheMessage = (function() {
 
     /**
      * Entries and tombstones the sender holds in this cache.
+     */
+
+    /**
+     * Version of the newest clear() the sender has applied to this cache (0 if none), so a
+     * member that missed a clear learns it from any digest: a missed clear cannot be
+     * repaired by exchanging entries, since a cleared cache has none to send.
+     */
+
+    /**
+     * Node id that issued that clear (the version's tie-breaker), 0 if none.
      */
 
     /**

@@ -447,14 +447,16 @@ class MccacheMessage(KaitaiStruct):
         def _read(self):
             self.cache = mccache_common.MccacheCommon.Name(self._io)
             self.num_entries = self._io.read_u4be()
+            self.clear_hlc = self._io.read_u8be()
+            self.clear_origin = self._io.read_u8be()
             self.num_buckets = self._io.read_u2be()
             if not self.num_buckets >= 1:
-                raise kaitaistruct.ValidationLessThanError(1, self.num_buckets, self._io, u"/types/sync_digest/seq/2")
+                raise kaitaistruct.ValidationLessThanError(1, self.num_buckets, self._io, u"/types/sync_digest/seq/4")
             self.first_bucket = self._io.read_u2be()
             self.num_hashes = self._io.read_u2be()
             _ = self.num_hashes
             if not self.first_bucket + _ <= self.num_buckets:
-                raise kaitaistruct.ValidationExprError(self.num_hashes, self._io, u"/types/sync_digest/seq/4")
+                raise kaitaistruct.ValidationExprError(self.num_hashes, self._io, u"/types/sync_digest/seq/6")
             self.hashes = []
             for i in range(self.num_hashes):
                 self.hashes.append(self._io.read_u8be())

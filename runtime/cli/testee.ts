@@ -161,7 +161,7 @@ function vectorName(file: string): { kind: Kind; name: string } {
   return { kind: kind as Kind, name: `${kind}/${path.basename(file)}` };
 }
 
-function main(argv: string[]): number {
+export function main(argv: string[]): number {
   const [command, ...files] = argv;
   if (command === 'decode' && files.length > 0) {
     for (const file of files) {

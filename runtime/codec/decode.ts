@@ -192,7 +192,7 @@ function toMessage(op: OpName, b: Body): Message {
     case 'ack':
       return { op, entries: (b.entries as Body[]).map((e) => ({ senderId: e.senderId as bigint, deliveredSeq: e.deliveredSeq as number })) };
     case 'sync_digest':
-      return { op, cache: nameOf(b.cache), numEntries: b.numEntries as number, numBuckets: b.numBuckets as number,
+      return { op, cache: nameOf(b.cache), numEntries: b.numEntries as number, clearHlc: b.clearHlc as bigint, clearOrigin: b.clearOrigin as bigint, numBuckets: b.numBuckets as number,
         firstBucket: b.firstBucket as number, hashes: b.hashes as bigint[] };
     case 'sync_request':
       return { op, target: b.target as bigint, cache: nameOf(b.cache), numBuckets: b.numBuckets as number,

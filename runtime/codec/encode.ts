@@ -294,8 +294,10 @@ function sizeMessage(msg: Message, lens: number[]): number {
       break;
     }
     case 'sync_digest': {
-      n = nameSize(msg.cache, 'sync_digest.cache', lens) + 4 + 2 + 2 + 2;
+      n = nameSize(msg.cache, 'sync_digest.cache', lens) + 4 + 8 + 8 + 2 + 2 + 2;
       u4(msg.numEntries, 'sync_digest.numEntries');
+      if (!isU8(msg.clearHlc)) throw invalid('sync_digest.clearHlc', 'must be a bigint in 0..2^64-1');
+      if (!isU8(msg.clearOrigin)) throw invalid('sync_digest.clearOrigin', 'must be a bigint in 0..2^64-1');
       u2(msg.numBuckets, 'sync_digest.numBuckets');
       if (msg.numBuckets < 1) throw invalid('sync_digest.numBuckets', 'must be at least 1');
       u2(msg.firstBucket, 'sync_digest.firstBucket');
@@ -418,6 +420,8 @@ function writeMessage(w: Writer, msg: Message): void {
     case 'sync_digest':
       w.str(msg.cache, 1);
       w.u4(msg.numEntries);
+      w.u8(msg.clearHlc);
+      w.u8(msg.clearOrigin);
       w.u2(msg.numBuckets);
       w.u2(msg.firstBucket);
       w.u2(msg.hashes.length);

@@ -131,7 +131,7 @@ export type Message =
   | { op: 'heartbeat'; heartbeatInterval: number; numMembers: number; lowSeq: number }
   | { op: 'nak'; target: bigint; ranges: SeqRange[]; partials: PartialMessage[] }
   | { op: 'ack'; entries: AckEntry[] }
-  | { op: 'sync_digest'; cache: string; numEntries: number; numBuckets: number; firstBucket: number; hashes: bigint[] }
+  | { op: 'sync_digest'; cache: string; numEntries: number; clearHlc: bigint; clearOrigin: bigint; numBuckets: number; firstBucket: number; hashes: bigint[] }
   | { op: 'sync_request'; target: bigint; cache: string; numBuckets: number; bucketIds: number[] };
 
 export type MessageOf<K extends OpName> = Extract<Message, { op: K }>;
