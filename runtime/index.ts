@@ -150,6 +150,7 @@ function ensureNode(settings: Settings, options: SettingsOptions): McCacheNode {
     // Caches that a remote write creates before getCache() names them get the settings too.
     cacheDefaults: cacheSettings(settings),
     joinGrace: joinGrace(settings.daemonSleep),
+    pulse: settings.pulse,
     onMetricsRequest: (m) => log.info('metrics', { metrics: m }),
   });
   n.start().catch((err: unknown) => {

@@ -36,6 +36,8 @@ import type { Message } from './codec/packet';
 import type { CoreEvent, NodeId } from './core/types';
 import { Cache, type CacheMetrics, type CacheOptions, type Replicator } from './cache/cache';
 import { HybridClock } from './cache/hlc';
+import { AntiEntropy } from './cache/anti-entropy';
+import { channel } from 'node:diagnostics_channel';
 
 /** What the node needs from a transport (UdpDriver; SimTransport in tests). */
 export interface NodeTransport {
@@ -75,6 +77,16 @@ export interface NodeOptions {
   joinGrace?: number;
   /** Longest shutdown waits for room in the send window for pending writes, ms. @default 2000 */
   flushTimeout?: number;
+  /**
+   * Anti-entropy pulse period, ms (runtime/cache/anti-entropy.ts). 0 = no timer: the owner calls
+   * pulse() itself (simulated networks run it in virtual time). @default 0
+   */
+  pulse?: number;
+  /**
+   * Most writes waiting for room in the send window. Beyond it the oldest pending put is shed;
+   * its value stays local and anti-entropy repairs peers. @default 65536
+   */
+  maxPending?: number;
 }
 
 export interface LocalMetrics {
@@ -87,6 +99,8 @@ export interface LocalMetrics {
   pending: number;
   /** Pending writes dropped because the transport refused them (MCCACHE_ERR_MESSAGE_TOO_LARGE). */
   dropped: number;
+  /** Pending puts shed under sustained overload (repaired by anti-entropy). */
+  shed: number;
   members: string[];
 }
 
@@ -121,6 +135,12 @@ export class McCacheNode implements Replicator {
   #graceTimer: NodeJS.Timeout | undefined;
   #gaps = 0;
   #dropped = 0;
+  readonly #pulse: number;
+  #pulseTimer: NodeJS.Timeout | undefined;
+  #ae: AntiEntropy | undefined;
+  #syncSeq = 0;
+  #shed = 0;
+  readonly #maxPending: number;
 
   constructor(options: NodeOptions) {
     this.#t = options.transport;
@@ -133,10 +153,21 @@ export class McCacheNode implements Replicator {
     this.#joinGrace = nonNegative('joinGrace', options.joinGrace, 0);
     this.#flushTimeout = nonNegative('flushTimeout', options.flushTimeout, 2000);
     this.#joined = this.#joinGrace === 0;
+    this.#pulse = nonNegative('pulse', options.pulse, 0);
+    this.#maxPending = nonNegative('maxPending', options.maxPending, 65536);
     this.#t.on('deliver', (e) => this.#onDeliver(e.from, e.seq, e.message));
     this.#t.on('receive', (e) => this.#onReceive(e.from, e.message));
-    this.#t.on('member-up', () => this.#join());
-    this.#t.on('gap', () => { this.#gaps++; });
+    this.#t.on('member-up', (e) => {
+      this.#join();
+      publish(CH.memberUp, () => ({ nodeId: e.nodeId, host: e.host }));
+      // A newcomer learns the cluster's entries from digests: offer ours soon (bootstrap).
+      if (this.#pulse > 0) setTimeout(() => this.pulse(), 20 + Math.random() * 80).unref();
+    });
+    this.#t.on('member-down', (e) => publish(CH.memberDown, () => ({ nodeId: e.nodeId, reason: e.reason })));
+    this.#t.on('gap', (e) => {
+      this.#gaps++;
+      publish(CH.gap, () => ({ from: e.from, first: e.first, last: e.last }));
+    });
     this.#t.on('writable', () => this.#flush());
   }
 
@@ -156,8 +187,46 @@ export class McCacheNode implements Replicator {
         this.#graceTimer.unref();
       }
       this.#flush();
+      if (this.#pulse > 0) {
+        this.#pulseTimer = setInterval(() => this.pulse(), this.#pulse);
+        this.#pulseTimer.unref();
+      }
     })();
     return this.#started;
+  }
+
+  /**
+   * One anti-entropy pulse: multicasts a root digest per cache (mode 1); members that differ
+   * pull what they miss. Runs every `pulse` ms; also callable directly (tests, virtual time).
+   * Publishes this node's metrics on the `mccache:metrics` diagnostics channel.
+   */
+  pulse(): void {
+    if (this.#state !== 'open') return;
+    for (const m of this.#antiEntropy().pulse(this.#caches.values())) this.#sendControl(m);
+    publish(CH.metrics, () => this.localMetrics());
+  }
+
+  /** Anti-entropy counters (pulses, digests, requests, entries sent and applied, clears learnt). */
+  get antiEntropyStats(): AntiEntropy['stats'] {
+    return { ...this.#antiEntropy().stats };
+  }
+
+  #antiEntropy(): AntiEntropy {
+    if (!this.#ae) {
+      const max = this.#t.core.maxMessageSize;
+      // One unsequenced datagram: room for the header, a sealed fragment and a 255-byte name.
+      const perDatagram = Math.max(1, Math.min(1024, Math.floor((max / 255 - 28 - 300) / 8)));
+      this.#ae = new AntiEntropy(this.nodeId, { maxMessageSize: max, maxPerDatagram: perDatagram });
+    }
+    return this.#ae;
+  }
+
+  #sendControl(m: Message): void {
+    try {
+      this.#t.sendUnsequenced(m);
+    } catch {
+      this.#dropped++; // best effort: the next pulse asks again
+    }
   }
 
   get maxMessageSize(): number {
@@ -204,7 +273,7 @@ export class McCacheNode implements Replicator {
     return {
       nodeId: formatNodeId(this.nodeId), host: hostname(), pid: process.pid,
       caches: [...this.#caches.values()].map((c) => c.metrics()),
-      transport: { ...this.#t.stats(), gapsReported: this.#gaps }, pending: this.#pending.size, dropped: this.#dropped,
+      transport: { ...this.#t.stats(), gapsReported: this.#gaps }, pending: this.#pending.size, shed: this.#shed, dropped: this.#dropped,
       members: this.#t.core.members.map(formatNodeId),
     };
   }
@@ -265,6 +334,7 @@ export class McCacheNode implements Replicator {
         }
       }
       clearTimeout(this.#graceTimer);
+      clearInterval(this.#pulseTimer);
       await this.#t.close();
       this.#state = 'closed';
     })();
@@ -277,6 +347,20 @@ export class McCacheNode implements Replicator {
     // Re-inserting moves a key behind the others: the newest mutation of a key goes out last.
     this.#pending.delete(key);
     this.#pending.set(key, message);
+    // Bounded memory under sustained overload with ever-new keys: shed the oldest pending
+    // put. Its value stays in the local cache, so peers pull it at the next anti-entropy pulse
+    // (a shed delete or clear is not dropped: tombstones and clear versions travel the same way,
+    // but keeping them costs no more than one entry per key).
+    if (this.#pending.size > this.#maxPending) {
+      for (const [k, m] of this.#pending) {
+        if (m.op === 'put') {
+          this.#pending.delete(k);
+          this.#shed++;
+          break;
+        }
+        if (this.#pending.size <= this.#maxPending) break;
+      }
+    }
     if (this.#syncFlush) {
       this.#flush();
     } else if (!this.#flushScheduled) {
@@ -340,6 +424,7 @@ export class McCacheNode implements Replicator {
           c = this.cache(m.cache);
         }
         c.applyRemote(m, from);
+        publish(CH.remote, () => ({ cache: m.cache, op: m.op, key: (m as { key?: string }).key, from }));
         break;
       }
       case 'metrics_request': {
@@ -359,6 +444,11 @@ export class McCacheNode implements Replicator {
         }
         break;
       }
+      case 'sync_entries': {
+        const c = this.#caches.get(m.cache) ?? (this.#state === 'open' ? this.cache(m.cache) : undefined);
+        this.#antiEntropy().handleEntries(m, c);
+        break;
+      }
       case 'metrics_reply':
       case 'checksum_reply':
         if (m.requestSender !== this.nodeId) return;
@@ -369,8 +459,20 @@ export class McCacheNode implements Replicator {
     }
   }
 
-  #onReceive(_from: NodeId, _m: Message): void {
-    // Anti-entropy digests and requests (issue 5) arrive here.
+  #onReceive(from: NodeId, m: Message): void {
+    if (this.#state !== 'open') return;
+    const ae = this.#antiEntropy();
+    if (m.op === 'sync_digest') {
+      // A member that has not called getCache yet still bootstraps the cache (mode 1 default).
+      const c = this.#caches.get(m.cache) ?? (m.numEntries > 0 || m.clearHlc > 0n ? this.cache(m.cache) : undefined);
+      const interval = this.#pulse > 0 ? this.#pulse / 2 : 0;
+      for (const out of ae.handleDigest(from, m, c, performance.now(), interval)) this.#sendControl(out);
+    } else if (m.op === 'sync_request') {
+      for (const out of ae.handleRequest(from, m, this.#caches.get(m.cache))) {
+        if (out.op === 'sync_entries') this.#enqueue(`s${++this.#syncSeq}`, out);
+        else this.#sendControl(out);
+      }
+    }
   }
 
   /** Replies queue behind pending writes (so they reflect them) and wait for room like them. */
@@ -410,4 +512,20 @@ function nonNegative(name: string, v: number | undefined, dflt: number): number 
     throw new McCacheError(ErrorCode.INVALID_OPTION, `${name}: must be a non-negative number of ms, got ${String(v)}`);
   }
   return v;
+}
+
+/**
+ * diagnostics_channel names (`mccache:<area>:<event>`, STYLE.md); a message is built only when
+ * someone subscribes, so an unobserved node pays nothing.
+ */
+export const CH = {
+  metrics: channel('mccache:node:metrics'),
+  remote: channel('mccache:cache:remote'),
+  memberUp: channel('mccache:member:up'),
+  memberDown: channel('mccache:member:down'),
+  gap: channel('mccache:transport:gap'),
+};
+
+function publish(ch: ReturnType<typeof channel>, make: () => unknown): void {
+  if (ch.hasSubscribers) ch.publish(make());
 }

@@ -10,8 +10,12 @@
  *
  * Time is injected (`wallNow`), so tests can skew clocks.
  */
+import { ErrorCode, McCacheError } from '../errors';
+
 export const LOGICAL_BITS = 16n;
 const MAX_HLC = (1n << 64n) - 1n;
+/** Largest millisecond count the 48-bit physical part holds (year 10889). */
+const MAX_PHYSICAL = 2 ** 48 - 1;
 
 export interface Version {
   hlc: bigint;
@@ -40,13 +44,26 @@ export class HybridClock {
    *   adopted, so one host with a wild clock cannot drag the cluster's clocks into the future.
    */
   constructor(wallNow: () => number = Date.now, maxAhead = 60_000) {
+    if (typeof wallNow !== 'function') throw new McCacheError(ErrorCode.INVALID_OPTION, 'wallNow: must be a function returning Unix ms');
+    if (!Number.isSafeInteger(maxAhead) || maxAhead < 0) {
+      throw new McCacheError(ErrorCode.INVALID_OPTION, `maxAhead: must be a non-negative integer (ms), got ${String(maxAhead)}`);
+    }
     this.#wallNow = wallNow;
     this.#maxAhead = maxAhead;
   }
 
+  /** The wall clock in whole ms, clamped to the 48 bits the timestamp has room for. */
+  #wallMs(): bigint {
+    const w = this.#wallNow();
+    // A broken wall clock (NaN, negative, absurd) must not throw from BigInt() or wrap around;
+    // the logical counter keeps the clock monotonic whatever it reads.
+    if (!(w > 0)) return 0n;
+    return BigInt(Math.floor(Math.min(w, MAX_PHYSICAL)));
+  }
+
   /** A new timestamp, greater than every one this clock issued or observed. */
   now(): bigint {
-    const wall = BigInt(Math.max(0, Math.floor(this.#wallNow()))) << LOGICAL_BITS;
+    const wall = this.#wallMs() << LOGICAL_BITS;
     let next = wall > this.#last ? wall : this.#last + 1n;
     // The counter carries into the millisecond part: still monotonic, 65,536 stamps per ms.
     if (next > MAX_HLC) next = MAX_HLC;
@@ -57,8 +74,9 @@ export class HybridClock {
   /** Notes a timestamp seen from a peer; returns false when it was too far ahead to adopt. */
   observe(hlc: bigint): boolean {
     if (hlc <= this.#last) return true;
-    const limit = BigInt(Math.floor(this.#wallNow() + this.#maxAhead)) << LOGICAL_BITS;
-    if (hlc > limit) return false;
+    // Any logical count within the last admissible millisecond is admissible too.
+    const limit = ((this.#wallMs() + BigInt(this.#maxAhead) + 1n) << LOGICAL_BITS) - 1n;
+    if (hlc > limit || hlc > MAX_HLC) return false;
     this.#last = hlc;
     return true;
   }
