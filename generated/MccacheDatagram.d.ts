@@ -11,7 +11,8 @@ import { MccacheCommon } from './MccacheCommon';
  * detection, like a heartbeat on every control datagram).
  *
  * Byte order is big-endian throughout. With the `encrypted` flag, the fragment is
- * `nonce(12) || AES-256-GCM ciphertext || tag(16)`, and the header is the associated data.
+ * `nonce(12) || AES-256-GCM ciphertext || tag(16)`, and the header (with the retransmission
+ * bit cleared, so a retransmitted copy still opens) is the associated data.
  * @see spec/README.md#datagram-header
  */
 export declare class MccacheDatagram {
@@ -93,7 +94,8 @@ export declare class MccacheDatagram {
 }
 export declare namespace MccacheDatagram {
   /**
-   * An AES-256-GCM sealed fragment; the 28-byte datagram header is the associated data.
+   * An AES-256-GCM sealed fragment; the 28-byte datagram header, with the retransmission bit
+   * cleared, is the associated data.
    */
   class SealedFragment {
     constructor(_io: KaitaiStream, _parent?: unknown, _root?: MccacheDatagram | null);

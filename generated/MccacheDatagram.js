@@ -20,7 +20,8 @@
  * detection, like a heartbeat on every control datagram).
  * 
  * Byte order is big-endian throughout. With the `encrypted` flag, the fragment is
- * `nonce(12) || AES-256-GCM ciphertext || tag(16)`, and the header is the associated data.
+ * `nonce(12) || AES-256-GCM ciphertext || tag(16)`, and the header (with the retransmission
+ * bit cleared, so a retransmitted copy still opens) is the associated data.
  * @see spec/README.md#datagram-header
  */
 
@@ -96,7 +97,8 @@ var MccacheDatagram = (function() {
   }
 
   /**
-   * An AES-256-GCM sealed fragment; the 28-byte datagram header is the associated data.
+   * An AES-256-GCM sealed fragment; the 28-byte datagram header, with the retransmission bit
+   * cleared, is the associated data.
    */
 
   var SealedFragment = MccacheDatagram.SealedFragment = (function() {

@@ -20,6 +20,8 @@ export const ErrorCode = {
   MESSAGE_TOO_LARGE: 'MCCACHE_ERR_MESSAGE_TOO_LARGE',
   VALUE_TOO_LARGE: 'MCCACHE_ERR_VALUE_TOO_LARGE',
   CLOSED: 'MCCACHE_ERR_CLOSED',
+  /** This process sealed 2^32 - 1 datagrams, as many as its nonce id allows; restart it. */
+  NONCE_EXHAUSTED: 'MCCACHE_ERR_NONCE_EXHAUSTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -143,6 +143,7 @@ function ensureNode(settings: Settings, options: SettingsOptions): McCacheNode {
     port: settings.multicastPort,
     multicastHops: settings.multicastHops,
     monkeyTantrum: settings.monkeyTantrum,
+    cryptoKey: settings.cryptoKey,
     coreOptions: { packetMtu: settings.packetMtu, heartbeatInterval: heartbeat, failureTimeout: 5 * heartbeat },
   });
   const n = new McCacheNode({

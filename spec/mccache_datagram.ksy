@@ -16,7 +16,8 @@ doc: |
   detection, like a heartbeat on every control datagram).
 
   Byte order is big-endian throughout. With the `encrypted` flag, the fragment is
-  `nonce(12) || AES-256-GCM ciphertext || tag(16)`, and the header is the associated data.
+  `nonce(12) || AES-256-GCM ciphertext || tag(16)`, and the header (with the retransmission
+  bit cleared, so a retransmitted copy still opens) is the associated data.
 doc-ref: spec/README.md#datagram-header
 seq:
   - id: magic
@@ -121,7 +122,9 @@ instances:
     doc: Bytes the AES-256-GCM nonce and tag add to an encrypted fragment.
 types:
   sealed_fragment:
-    doc: An AES-256-GCM sealed fragment; the 28-byte datagram header is the associated data.
+    doc: |
+      An AES-256-GCM sealed fragment; the 28-byte datagram header, with the retransmission bit
+      cleared, is the associated data.
     seq:
       - id: nonce
         size: 12

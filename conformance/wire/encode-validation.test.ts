@@ -9,16 +9,8 @@ import { McCacheError } from '../../runtime/errors';
 import { encodeMessage, encodePacket, encodedMessageSize, indexesToBitmap } from '../../runtime/codec/encode';
 import { MAX_MESSAGE_SIZE, type Message, type PacketHeader } from '../../runtime/codec/packet';
 import { anyMessage, params } from './wire-arbitraries';
+import { codeOf } from '../error-code';
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(McCacheError);
-    return (err as McCacheError).code;
-  }
-  return undefined;
-}
 
 const put: Message = { op: 'put', cache: 'c', key: 'k', hlc: 1n, ttl: 0, codec: 'bytes', value: new Uint8Array([1]) };
 const nak: Message = { op: 'nak', target: 1n, ranges: [{ first: 1, last: 2 }], partials: [{ msgSeq: 3, numFrags: 4, missing: [1, 3] }] };

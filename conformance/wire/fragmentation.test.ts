@@ -13,18 +13,10 @@ import { decodeMessage } from '../../runtime/codec/decode';
 import { encodeMessage } from '../../runtime/codec/encode';
 import { MAX_MTU, MIN_MTU, type Message, type MessageOf, type OpName } from '../../runtime/codec/packet';
 import { UNSEQUENCED_OPS, params } from './wire-arbitraries';
+import { codeOf } from '../error-code';
 
 const DEFAULT_MTU = 1472;
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(McCacheError);
-    return (err as McCacheError).code;
-  }
-  return undefined;
-}
 
 function patterned(n: number, salt = 0): Uint8Array {
   const b = new Uint8Array(n);

@@ -20,7 +20,8 @@ class MccacheDatagram(KaitaiStruct):
     detection, like a heartbeat on every control datagram).
     
     Byte order is big-endian throughout. With the `encrypted` flag, the fragment is
-    `nonce(12) || AES-256-GCM ciphertext || tag(16)`, and the header is the associated data.
+    `nonce(12) || AES-256-GCM ciphertext || tag(16)`, and the header (with the retransmission
+    bit cleared, so a retransmitted copy still opens) is the associated data.
     
     .. seealso::
        spec/README.md#datagram-header
@@ -93,7 +94,9 @@ class MccacheDatagram(KaitaiStruct):
             pass
 
     class SealedFragment(KaitaiStruct):
-        """An AES-256-GCM sealed fragment; the 28-byte datagram header is the associated data."""
+        """An AES-256-GCM sealed fragment; the 28-byte datagram header, with the retransmission bit
+        cleared, is the associated data.
+        """
         def __init__(self, _io, _parent=None, _root=None):
             super(MccacheDatagram.SealedFragment, self).__init__(_io)
             self._parent = _parent

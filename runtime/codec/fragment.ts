@@ -9,6 +9,7 @@
  * concatenates by index), but the sender keeps them so a capture is easy to read.
  */
 import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
+import type { Sealer } from './crypto';
 import { checkHeader, writeHeader } from './encode';
 import {
   FLAG_ENCRYPTED, HEADER_SIZE, MAX_FRAGMENTS, MAX_MTU, MIN_MTU, OP_CODES, SEAL_OVERHEAD,
@@ -60,10 +61,15 @@ export interface FragmentOptions {
   msgSeq: number;
   /** Largest datagram, bytes of UDP payload (548..65507). */
   mtu: number;
-  /** FLAG_RETRANSMISSION when repairing a loss. The encrypted flag is not accepted here (yet). */
+  /** FLAG_RETRANSMISSION when repairing a loss. The encrypted flag comes with `sealer` only. */
   flags?: number;
-  /** Must be 0 while fragments are plaintext. */
+  /** 0 for plaintext; with `sealer`, absent or the sealer's key id. */
   keyId?: number;
+  /**
+   * Seal every fragment (AES-256-GCM, spec/README.md "Encryption"): the header gets the
+   * encrypted flag and the sealer's key id, each fragment carries 28 bytes fewer of the message.
+   */
+  sealer?: Sealer;
 }
 
 /**
@@ -75,25 +81,37 @@ export interface FragmentOptions {
 export function fragmentMessage(op: OpName, body: Uint8Array, options: FragmentOptions): Uint8Array[] {
   if (typeof op !== 'string' || !Object.hasOwn(OP_CODES, op)) throw new McCacheError(ErrorCode.INVALID_ARGUMENT, `op: unknown op ${String(op)}`);
   if (!(body instanceof Uint8Array)) throw new McCacheError(ErrorCode.INVALID_ARGUMENT, 'body: must be a Uint8Array');
-  const flags = options.flags ?? 0;
-  if (Number.isInteger(flags) && (flags & FLAG_ENCRYPTED) !== 0) {
-    // Sealing belongs to the crypto layer, which will plan with { encrypted: true }.
-    throw new McCacheError(ErrorCode.INVALID_ARGUMENT, 'flags: fragmentMessage produces plaintext datagrams only');
+  const sealer = options.sealer;
+  let flags = options.flags ?? 0;
+  let keyId = options.keyId ?? 0;
+  let seal = 0;
+  if (sealer === undefined) {
+    if (Number.isInteger(flags) && (flags & FLAG_ENCRYPTED) !== 0) {
+      throw new McCacheError(ErrorCode.INVALID_ARGUMENT, 'flags: the encrypted flag needs a sealer');
+    }
+  } else {
+    if (options.keyId !== undefined && options.keyId !== sealer.keyId) {
+      throw new McCacheError(ErrorCode.INVALID_ARGUMENT, `keyId: the sealer seals with key id ${sealer.keyId}`);
+    }
+    if (Number.isInteger(flags)) flags |= FLAG_ENCRYPTED;
+    keyId = sealer.keyId;
+    seal = SEAL_OVERHEAD;
   }
-  const plan = planFragments(body.length, options.mtu);
+  const plan = planFragments(body.length, options.mtu, { encrypted: sealer !== undefined });
   if (OP_CODES[op] >= 0x40 && plan.numFrags > 1) {
     throw new MessageTooLargeError(ErrorCode.MESSAGE_TOO_LARGE,
       `an unsequenced ${op} message must fit one datagram: ${body.length} bytes, at most ${plan.capacity} at packetMtu ${options.mtu}`,
       body.length, plan.capacity);
   }
   const header: PacketHeader = {
-    op, flags, keyId: options.keyId ?? 0, fragIndex: 0, numFrags: plan.numFrags,
+    op, flags, keyId, fragIndex: 0, numFrags: plan.numFrags,
     senderId: options.senderId, msgSeq: options.msgSeq, lenMessage: body.length,
   };
   // Validated once, with the first fragment's length; the others differ only in index and size.
-  checkHeader(header, plan.numFrags === 1 ? plan.lastSize : plan.capacity);
+  checkHeader(header, (plan.numFrags === 1 ? plan.lastSize : plan.capacity) + seal);
+  sealer?.reserve(plan.numFrags); // sealed whole or not at all
 
-  const total = plan.numFrags * HEADER_SIZE + body.length;
+  const total = plan.numFrags * (HEADER_SIZE + seal) + body.length;
   const buffer = new Uint8Array(total);
   const view = new DataView(buffer.buffer);
   const out: Uint8Array[] = new Array(plan.numFrags);
@@ -102,10 +120,11 @@ export function fragmentMessage(op: OpName, body: Uint8Array, options: FragmentO
     const from = i * plan.capacity;
     const size = i === plan.numFrags - 1 ? plan.lastSize : plan.capacity;
     header.fragIndex = i;
-    writeHeader(view, at, header, size);
-    buffer.set(body.subarray(from, from + size), at + HEADER_SIZE);
-    out[i] = buffer.subarray(at, at + HEADER_SIZE + size);
-    at += HEADER_SIZE + size;
+    writeHeader(view, at, header, size + seal);
+    if (sealer === undefined) buffer.set(body.subarray(from, from + size), at + HEADER_SIZE);
+    else sealer.sealInto(buffer, at + HEADER_SIZE, buffer.subarray(at, at + HEADER_SIZE), body.subarray(from, from + size));
+    out[i] = buffer.subarray(at, at + HEADER_SIZE + seal + size);
+    at += HEADER_SIZE + seal + size;
   }
   return out;
 }

@@ -30,13 +30,27 @@
  *   members are remembered (bounded) so their late datagrams neither re-add them nor get
  *   delivered twice after a partition heals.
  *
+ * Encryption (option `sealer`, spec/README.md "Encryption", DESIGN.md §6): every datagram we
+ * send is sealed (AES-256-GCM; a retransmission is the stored sealed datagram with its
+ * retransmission bit set, which the seal does not cover). Every datagram we receive must be
+ * sealed with a key we hold and must authenticate before anything of it is used; it then takes
+ * the plaintext path (reassembly, decodeMessage). Replays: a repeated sequenced message is a
+ * duplicate for the receive window; an unsequenced datagram must carry a nonce count not seen
+ * from that sender and less than REPLAY_WINDOW below its highest (crypto.ts ReplayWindow). A
+ * sequenced datagram whose count was seen or is that old is still used (it may be a
+ * retransmission that fills a gap), but it is no sign of life and cannot bring a departed
+ * member back. Without a sealer, sealed datagrams are dropped ('encrypted_no_key').
+ *
  * A peer's bytes never throw out of here: malformed datagrams are dropped and counted by code.
  */
 import { decodeMessage, decodePacket } from '../codec/decode';
 import { encodeMessage } from '../codec/encode';
+import { ReplayWindow, Sealer } from '../codec/crypto';
 import { fragmentMessage, planFragments } from '../codec/fragment';
 import { Reassembler } from '../codec/reassembler';
-import { isSequenced, DEFAULT_MTU, FLAG_RETRANSMISSION, MAX_MTU, MIN_MTU, type Message, type Packet } from '../codec/packet';
+import {
+  isSequenced, DEFAULT_MTU, FLAG_ENCRYPTED, FLAG_RETRANSMISSION, HEADER_SIZE, MAX_MTU, MIN_MTU, type Message, type Packet,
+} from '../codec/packet';
 import { ErrorCode, MalformedPacketError, McCacheError } from '../errors';
 import { ReceiveWindow, type Step } from './receive-window';
 import { SendWindow } from './send-window';
@@ -93,18 +107,44 @@ export interface ReliableCoreOptions {
   /** For JOIN: shown in captures and member events. */
   host?: string;
   pid?: number;
+  /**
+   * Seal every datagram sent and accept only sealed datagrams that open with one of its keys
+   * (spec/README.md "Encryption"). Its nonce count is its own state: one sealer per core.
+   * @default undefined (plaintext; sealed datagrams are dropped)
+   */
+  sealer?: Sealer;
 }
+
+/**
+ * Drop reasons of the encryption layer, as counted in `CoreStats.dropped` (besides the
+ * MCCACHE_ERR_* codes of malformed datagrams).
+ */
+export const CryptoDrop = {
+  /** We hold a key and the datagram is not sealed. */
+  PLAINTEXT_REJECTED: 'plaintext_rejected',
+  /** The datagram is sealed and we hold no key. */
+  ENCRYPTED_NO_KEY: 'encrypted_no_key',
+  /** Sealed with a key id we do not hold. */
+  UNKNOWN_KEY_ID: 'unknown_key_id',
+  /** Does not authenticate: forged, tampered with, or sealed with another key. */
+  AUTH_FAILED: 'auth_failed',
+  /** Authenticates, but its nonce count was seen already or is too old (a replay). */
+  REPLAYED: 'replayed',
+} as const;
 
 interface Member {
   lastHeardAt: number;
   host: string | undefined;
   window: ReceiveWindow;
+  /** Nonce counts seen from this sender; only with a sealer. */
+  replay: ReplayWindow | undefined;
 }
 
 interface Departed {
   at: number;
   window: ReceiveWindow;
   left: boolean;
+  replay: ReplayWindow | undefined;
 }
 
 export interface CoreStats {
@@ -136,7 +176,10 @@ export interface CoreStats {
 
 export class ReliableCore {
   readonly nodeId: NodeId;
-  readonly #o: Required<Omit<ReliableCoreOptions, 'nodeId' | 'rng' | 'host' | 'pid'>>;
+  readonly #o: Required<Omit<ReliableCoreOptions, 'nodeId' | 'rng' | 'host' | 'pid' | 'sealer'>>;
+  readonly #sealer: Sealer | undefined;
+  /** fragmentMessage's sealing option: `{ sealer }` or nothing. */
+  readonly #sealing: { sealer?: Sealer };
   readonly #rng: Rng;
   readonly #host: string;
   readonly #pid: number;
@@ -171,6 +214,9 @@ export class ReliableCore {
     this.#rng = o.rng;
     this.#host = o.host ?? '';
     this.#pid = o.pid ?? 0;
+    if (o.sealer !== undefined && !(o.sealer instanceof Sealer)) throw new McCacheError(ErrorCode.INVALID_OPTION, 'sealer: must be a Sealer');
+    this.#sealer = o.sealer;
+    this.#sealing = o.sealer === undefined ? {} : { sealer: o.sealer };
     this.#o = {
       packetMtu: int('packetMtu', o.packetMtu, DEFAULT_MTU, MIN_MTU, MAX_MTU),
       heartbeatInterval: num('heartbeatInterval', o.heartbeatInterval, 1000, 1, 3_600_000),
@@ -228,7 +274,7 @@ export class ReliableCore {
     }
     const body = encodeMessage(message);
     const seq = this.#send.nextSeq();
-    const datagrams = fragmentMessage(message.op, body, { senderId: this.nodeId, msgSeq: seq, mtu: this.#o.packetMtu });
+    const datagrams = fragmentMessage(message.op, body, { senderId: this.nodeId, msgSeq: seq, mtu: this.#o.packetMtu, ...this.#sealing });
     this.#send.add(now, seq, datagrams);
     for (const d of datagrams) this.#emit(d);
     this.#stats.messagesSent++;
@@ -243,9 +289,14 @@ export class ReliableCore {
     return this.#state === 'open' && !this.#send.isFull;
   }
 
-  /** Largest message body `send` accepts at this MTU. */
+  /** Largest message body `send` accepts at this MTU: 255 x (mtu - 28), or 255 x (mtu - 56) sealed. */
   get maxMessageSize(): number {
-    return planFragments(0, this.#o.packetMtu).capacity * 255;
+    return planFragments(0, this.#o.packetMtu, { encrypted: this.#sealer !== undefined }).capacity * 255;
+  }
+
+  /** Does this core seal what it sends (and accept only sealed datagrams)? */
+  get encrypted(): boolean {
+    return this.#sealer !== undefined;
   }
 
   /** Sends an unsequenced message (one datagram, best effort), e.g. an anti-entropy digest. */
@@ -289,6 +340,11 @@ export class ReliableCore {
       this.#drop(bytes.length > 0 && bytes[0] === 0xf9 ? 'python_v0' : ErrorCode.BAD_MAGIC);
       return;
     }
+    // With a key, plaintext is refused before its body is even decoded.
+    if (this.#sealer !== undefined && bytes.length > 4 && (bytes[4]! & FLAG_ENCRYPTED) === 0) {
+      this.#drop(CryptoDrop.PLAINTEXT_REJECTED);
+      return;
+    }
     let packet: Packet;
     try {
       packet = decodePacket(bytes);
@@ -298,13 +354,56 @@ export class ReliableCore {
     }
     const h = packet.header;
     if (h.senderId === this.nodeId) return; // our own datagram looped back
-    if ((h.flags & 0x01) !== 0) {
-      this.#drop('encrypted_unsupported'); // sealing arrives with the crypto layer
-      return;
+    let replay: ReplayWindow | undefined;
+    let counter = 0;
+    let repeat = false;
+    if ((h.flags & FLAG_ENCRYPTED) !== 0) {
+      if (this.#sealer === undefined) {
+        this.#drop(CryptoDrop.ENCRYPTED_NO_KEY);
+        return;
+      }
+      const opened = this.#sealer.open(bytes.subarray(0, HEADER_SIZE), packet.fragment);
+      if (!opened.ok) {
+        this.#drop(opened.reason);
+        return;
+      }
+      counter = opened.counter;
+      replay = (this.#members.get(h.senderId) ?? this.#departed.get(h.senderId))?.replay;
+      if (replay !== undefined) {
+        if (!isSequenced(h.op)) {
+          if (!replay.accept(counter)) {
+            this.#drop(CryptoDrop.REPLAYED);
+            return;
+          }
+        } else {
+          // A count seen before, or too old to tell: a retransmission or a replay. It may still
+          // fill a gap, but it is no sign of life and cannot bring a departed member back.
+          repeat = replay.isStale(counter) || replay.seen(counter);
+          if (repeat && !this.#members.has(h.senderId)) {
+            this.#drop(CryptoDrop.REPLAYED);
+            return;
+          }
+          replay.record(counter);
+        }
+      }
+      packet = { header: h, fragment: opened.plaintext };
+      if (h.numFrags === 1) {
+        try {
+          packet.message = decodeMessage(h.op, opened.plaintext);
+        } catch (err) {
+          this.#drop(err instanceof MalformedPacketError ? err.code : ErrorCode.MALFORMED);
+          return;
+        }
+      }
     }
     const member = this.#memberFor(now, h.senderId, packet);
     if (!member) return;
-    member.lastHeardAt = now;
+    if (this.#sealer !== undefined && member.replay === undefined) {
+      // First datagram from this sender: its count starts the window.
+      member.replay = new ReplayWindow();
+      member.replay.record(counter);
+    }
+    if (!repeat) member.lastHeardAt = now;
     const w = member.window;
     const steps: Step[] = [];
     if (isSequenced(h.op)) {
@@ -432,7 +531,7 @@ export class ReliableCore {
   }
 
   #unsequenced(message: Message): void {
-    const [d] = fragmentMessage(message.op, encodeMessage(message), { senderId: this.nodeId, msgSeq: this.#send.highest, mtu: this.#o.packetMtu });
+    const [d] = fragmentMessage(message.op, encodeMessage(message), { senderId: this.nodeId, msgSeq: this.#send.highest, mtu: this.#o.packetMtu, ...this.#sealing });
     this.#emit(d!);
   }
 
@@ -448,7 +547,7 @@ export class ReliableCore {
     if (packet.message?.op === 'leave') return undefined;
     this.#departed.delete(id);
     const host = packet.message?.op === 'join' ? packet.message.host : undefined;
-    const m: Member = { lastHeardAt: now, host, window: gone?.window ?? new ReceiveWindow(this.#o.maxOutOfOrder) };
+    const m: Member = { lastHeardAt: now, host, window: gone?.window ?? new ReceiveWindow(this.#o.maxOutOfOrder), replay: gone?.replay };
     this.#members.set(id, m);
     this.#events.push({ type: 'member-up', nodeId: id, host });
     // Tell the newcomer our own start point soon (it needs a heartbeat to open its window for us).
@@ -461,7 +560,7 @@ export class ReliableCore {
     if (!m) return;
     this.#members.delete(id);
     m.window.nakDueAt = undefined;
-    this.#departed.set(id, { at: now, window: m.window, left: reason === 'leave' });
+    this.#departed.set(id, { at: now, window: m.window, left: reason === 'leave', replay: m.replay });
     while (this.#departed.size > this.#o.maxDeparted) this.#departed.delete(this.#departed.keys().next().value!);
     this.#events.push({ type: 'member-down', nodeId: id, reason });
     if (this.#send.forget(id, this.#members.keys())) this.#maybeWritable();

@@ -13,7 +13,9 @@
  * The socket binds the group port with SO_REUSEADDR (several nodes per host are normal) and
  * joins the group on the chosen interface; the same socket sends, with the configured TTL,
  * interface and loopback. Our own datagrams come back through loopback; they are recognised
- * by their sender id and skipped before the core decodes them.
+ * by their sender id and skipped before the core decodes them. With `cryptoKey` the core gets
+ * a Sealer (drawn here, once per process start) and seals and opens every datagram
+ * (spec/README.md "Encryption").
  *
  * Events: 'deliver', 'receive', 'member-up', 'member-down', 'gap', 'writable' (each with the
  * core's event object, runtime/core/types.ts), and 'close'. A peer's bytes never cause an
@@ -30,6 +32,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Message } from '../codec/packet';
+import { KEY_SIZE, Sealer } from '../codec/crypto';
 import { MAGIC } from '../codec/packet';
 import { ReliableCore, type CoreStats, type ReliableCoreOptions } from '../core/reliable-core';
 import type { CoreEvent, NodeId, Rng } from '../core/types';
@@ -46,6 +49,12 @@ export interface UdpDriverOptions extends Partial<TransportOptions> {
   core?: ReliableCore;
   /** Options for the core built here; `nodeId` defaults to 64 random bits, `rng` to Math.random. */
   coreOptions?: Partial<ReliableCoreOptions>;
+  /**
+   * 32-byte AES-256-GCM key (Settings.cryptoKey, MCCACHE_CRYPTO_KEY): the core built here seals
+   * every datagram with it as key id 1 and accepts only datagrams sealed with it
+   * (spec/README.md "Encryption"). @default undefined (plaintext)
+   */
+  cryptoKey?: Uint8Array | undefined;
   /** Time source for the core, ms. @default performance */
   clock?: Clock;
   /** Longest close() waits for every member to acknowledge what we sent, ms. @default 2000 */
@@ -103,7 +112,7 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
 
   constructor(options: UdpDriverOptions = {}) {
     super();
-    const { core, coreOptions, clock, flushTimeout, rng, env, ...transport } = options;
+    const { core, coreOptions, cryptoKey, clock, flushTimeout, rng, env, ...transport } = options;
     this.options = Object.freeze(resolveTransportOptions(transport, env ?? process.env));
     if (clock !== undefined && typeof clock?.now !== 'function') throw invalid('clock', 'must have a now() method returning ms');
     if (rng !== undefined && typeof rng !== 'function') throw invalid('rng', 'must be a function returning [0, 1)');
@@ -111,6 +120,11 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
       throw invalid('flushTimeout', `must be a number of ms in 0..3600000, got ${String(flushTimeout)}`);
     }
     if (core !== undefined && coreOptions !== undefined) throw invalid('coreOptions', 'give either core or coreOptions, not both');
+    if (cryptoKey !== undefined) {
+      if (core !== undefined) throw invalid('cryptoKey', 'give the core its sealer, or cryptoKey without a core');
+      if (coreOptions?.sealer !== undefined) throw invalid('cryptoKey', 'give either cryptoKey or coreOptions.sealer, not both');
+      if (!(cryptoKey instanceof Uint8Array) || cryptoKey.length !== KEY_SIZE) throw invalid('cryptoKey', `must be ${KEY_SIZE} bytes`);
+    }
     this.#clock = clock ?? performance;
     this.#rng = rng ?? Math.random;
     this.#flushTimeout = flushTimeout ?? 2000;
@@ -118,6 +132,8 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     this.core = core ?? new ReliableCore({
       host: hostname(), pid: process.pid, ...coreOptions,
       nodeId: coreOptions?.nodeId ?? randomNodeId(), rng: coreOptions?.rng ?? Math.random,
+      // One sealer per core: it draws its random nonce id here, at process start.
+      ...(cryptoKey !== undefined && { sealer: new Sealer({ id: 1, key: cryptoKey }) }),
     });
     this.#idHi = Number(this.core.nodeId >> 32n);
     this.#idLo = Number(this.core.nodeId & 0xffffffffn);
