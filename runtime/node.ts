@@ -140,6 +140,7 @@ export class McCacheNode implements Replicator {
   #ae: AntiEntropy | undefined;
   #syncSeq = 0;
   #shed = 0;
+  #shedUnrepaired = false;
   readonly #maxPending: number;
 
   constructor(options: NodeOptions) {
@@ -356,6 +357,7 @@ export class McCacheNode implements Replicator {
         if (m.op === 'put') {
           this.#pending.delete(k);
           this.#shed++;
+          this.#shedUnrepaired = true;
           break;
         }
         if (this.#pending.size <= this.#maxPending) break;
@@ -410,6 +412,12 @@ export class McCacheNode implements Replicator {
       }
     } finally {
       this.#flushing = false;
+    }
+    // Backlog cleared after shedding: offer our digest now, so peers pull the shed writes at
+    // once instead of at the next periodic pulse.
+    if (this.#pending.size === 0 && this.#shedUnrepaired && this.#state === 'open') {
+      this.#shedUnrepaired = false;
+      queueMicrotask(() => this.pulse());
     }
   }
 

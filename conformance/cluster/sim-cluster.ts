@@ -13,7 +13,7 @@ import type { Message } from '../../runtime/codec/packet';
 import type { ReliableCoreOptions } from '../../runtime/core/reliable-core';
 import type { CacheOptions, Cache } from '../../runtime/cache/cache';
 import { compareVersions, type Version } from '../../runtime/cache/hlc';
-import { McCacheNode } from '../../runtime/node';
+import { McCacheNode, type NodeOptions } from '../../runtime/node';
 import { SimNetwork, type SimFaults } from '../../runtime/transport/sim-network';
 import { SimTransport } from '../../runtime/transport/sim-transport';
 import { SIM_CORE_OPTIONS } from '../core/sim-harness';
@@ -30,6 +30,8 @@ export interface SimClusterOptions {
   cacheDefaults?: CacheOptions<unknown>;
   /** Real ms a clusterMetrics/clusterChecksum collects replies. @default 30 */
   replyWindow?: number;
+  /** Further McCacheNode options (e.g. maxPending). */
+  node?: Partial<Pick<NodeOptions, 'maxPending'>>;
 }
 
 /** A mutation a node handed to the network layer, with its version (node id = the writer). */
@@ -76,6 +78,7 @@ export class SimCluster {
       cacheDefaults: { ...o.cacheDefaults, now: this.now },
       syncFlush: true,
       replyWindow: o.replyWindow ?? 30,
+      ...o.node,
     });
     const publish = node.publish.bind(node);
     node.publish = (message: Message): void => {
