@@ -51,7 +51,7 @@ interface Reply {
   [k: string]: unknown;
 }
 interface Entry { key: string; hlc: string; origin: string; checksum: string; tag: string }
-interface Stats { tantrumDropped: number; retransmits: number; gapsReported: number; datagramsOut: number; shed: number; dropped: number }
+interface Stats { tantrumDropped: number; retransmits: number; gapsReported: number; datagramsOut: number; shed: number; writesDropped: number }
 
 const wallNow = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
