@@ -10,6 +10,7 @@
 //   generated/error-codes.json  every `valid` rule -> its MCCACHE_ERR_* code (from `-mccache-error`)
 //   generated/fields.json   every type's seq fields in order with their wire type, for testees
 //                           in languages that cannot tell a u8 from a u4 in the parse tree
+//   generated/ksy.json      spec/*.ksy as JSON (read by `mccache dissector`, runtime/cli/dissector.ts)
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -112,5 +113,13 @@ for (const spec of specs) {
   index(ksy.meta.id, ksy.meta.id, ksy);
 }
 write('fields.json', JSON.stringify({ generatedBy: 'tools/gen.mjs', types: fieldTypes }, null, 2) + '\n');
+// The specs themselves as JSON, for code that derives more from them at run time without a YAML
+// parser (the `mccache dissector` command generates a Wireshark Lua dissector from this).
+const ksyIndex = {};
+for (const spec of specs) {
+  const ksy = load(path.join(specDir, spec));
+  ksyIndex[ksy.meta.id] = ksy;
+}
+write('ksy.json', JSON.stringify({ generatedBy: 'tools/gen.mjs', specs: ksyIndex }, null, 2) + '\n');
 write('package.json', JSON.stringify({ type: 'commonjs' }) + '\n');
-console.log(`gen: ${specs.length} specs -> ${path.relative(root, outDir)}/ (javascript, debug, python, d.ts, error-codes.json, fields.json)`);
+console.log(`gen: ${specs.length} specs -> ${path.relative(root, outDir)}/ (javascript, debug, python, d.ts, error-codes.json, fields.json, ksy.json)`);

@@ -6,26 +6,37 @@
  *   mccache decode [--json] < FILE        hex datagrams on stdin, one per line or paragraph
  *   mccache testee decode|plan FILE...    the conformance testee (conformance/README.md)
  *   mccache demo                          three local processes sharing a cache
+ *   mccache dissector [--port N]          a Wireshark Lua dissector generated from spec/*.ksy
  *   mccache --version | --help
  *
- * Exit codes: 0 every datagram decoded; 1 at least one was malformed (each is still shown);
- * 2 usage error.
+ * Exit codes: 0 every datagram decoded; 1 at least one was malformed (each is still shown) or
+ * the capture is cut short; 2 usage error or unreadable file.
  */
 import * as fs from 'node:fs';
 import { datagramTree } from './tree';
+import { CaptureError, formatTime, readCapture, type UdpDatagram } from './pcap';
+import { Summarizer, summaryLines, type Reassembled } from './summary';
 import { main as testeeMain } from './testee';
+import { dissectorCommand } from './dissector';
 import { canonicalTree } from '../codec/canonical';
 import { decodePacket, sniffProtocol } from '../codec/decode';
+import { MNEMONICS, OP_CODES, type Packet } from '../codec/packet';
 import { MalformedPacketError } from '../errors';
 
 const USAGE = `usage: mccache <command>
 
   decode --hex HEX [--json]   decode one datagram given as hex
   decode [--json] < FILE      decode hex datagrams from stdin (one per line or paragraph; # comments)
+  decode FILE [--json] [--port N]
+                              decode every UDP datagram of a pcap or pcapng capture (only those
+                              from or to port N with --port), then a summary per sender; --json
+                              prints one JSON record per line (type datagram, note, summary, error)
   testee decode|plan FILE...  conformance testee (see conformance/README.md)
   demo                        three local processes sharing a cache (host-local multicast)
+  dissector [--port N]        print a Wireshark Lua dissector for UDP port N (default 4000)
 
-Exit codes: 0 all decoded, 1 some datagram was malformed, 2 usage error.`;
+Exit codes: 0 all decoded, 1 some datagram was malformed or the capture is cut short (the
+packets before the cut are still decoded), 2 usage error or unreadable file (not a capture).`;
 
 export function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): number {
   const [cmd, ...rest] = argv;
@@ -34,6 +45,8 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
       return decodeCommand(rest, out);
     case 'testee':
       return testeeMain(rest);
+    case 'dissector':
+      return dissectorCommand(rest, out);
     case 'demo':
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       require('./demo');
@@ -58,6 +71,8 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
 function decodeCommand(args: string[], out: (s: string) => void): number {
   let json = false;
   let hex: string | undefined;
+  let file: string | undefined;
+  let port: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--json') json = true;
@@ -67,11 +82,29 @@ function decodeCommand(args: string[], out: (s: string) => void): number {
         out('mccache decode: --hex needs a value');
         return 2;
       }
+    } else if (a === '--port') {
+      const v = args[++i];
+      port = v !== undefined && /^[0-9]{1,5}$/.test(v) ? Number(v) : NaN;
+      if (!(port >= 1 && port <= 65535)) {
+        out('mccache decode: --port needs a port number 1..65535');
+        return 2;
+      }
+    } else if (!a.startsWith('-') && file === undefined) {
+      file = a;
     } else {
-      out(`mccache decode: unknown argument ${JSON.stringify(a)} (pcap input and --live come with a later release)`);
+      out(`mccache decode: unknown argument ${JSON.stringify(a)}\n\n${USAGE}`);
       return 2;
     }
   }
+  if (file !== undefined && hex !== undefined) {
+    out('mccache decode: give a capture FILE or --hex, not both');
+    return 2;
+  }
+  if (port !== undefined && file === undefined) {
+    out('mccache decode: --port applies to a capture FILE only');
+    return 2;
+  }
+  if (file !== undefined) return decodeCapture(file, json, port, out);
   const inputs = hex !== undefined ? [hex] : splitHex(fs.readFileSync(0, 'utf8'));
   let bad = 0;
   inputs.forEach((h, i) => {
@@ -112,6 +145,85 @@ function jsonRecord(bytes: Uint8Array, index: number): Record<string, unknown> {
     const e = err instanceof MalformedPacketError ? err : undefined;
     return { index, protocol: proto, ok: false, error: { code: e?.code ?? 'MCCACHE_ERR_MALFORMED', offset: e?.offset ?? null, field: e?.field ?? null } };
   }
+}
+
+/** `mccache decode FILE`: every UDP datagram of a capture, then the per-sender summaries. */
+function decodeCapture(file: string, json: boolean, port: number | undefined, out: (s: string) => void): number {
+  let capture;
+  try {
+    capture = readCapture(fs.readFileSync(file));
+  } catch (err) {
+    const code = err instanceof CaptureError ? err.code : String((err as { code?: unknown }).code ?? 'MCCACHE_ERR_INVALID_ARGUMENT');
+    const message = `${file}: ${(err as Error).message}`;
+    out(json ? JSON.stringify({ type: 'error', code, offset: err instanceof CaptureError ? err.offset : null, message })
+      : `mccache decode: ${message} [${code}]`);
+    return 2;
+  }
+  const events: Array<{ packet: number; note?: string; datagram?: UdpDatagram }> = [
+    ...capture.notes.map((n) => ({ packet: n.packet, note: n.note })),
+    ...capture.datagrams.filter((d) => port === undefined || d.srcPort === port || d.dstPort === port).map((d) => ({ packet: d.packet, datagram: d })),
+  ].sort((a, b) => a.packet - b.packet);
+  const summarizer = new Summarizer();
+  let bad = 0;
+  let shown = 0;
+  for (const ev of events) {
+    const d = ev.datagram;
+    if (d === undefined) {
+      out(json ? JSON.stringify({ type: 'note', packet: ev.packet, note: ev.note }) : `packet ${ev.packet}: ${ev.note}`);
+      continue;
+    }
+    shown++;
+    const time = formatTime(d.seconds, d.nanos);
+    const source = `${d.src}:${d.srcPort}`;
+    const destination = `${d.dst}:${d.dstPort}`;
+    let packet: Packet | undefined;
+    let done: Reassembled | undefined;
+    try {
+      packet = decodePacket(d.payload);
+    } catch {
+      // shown below with its error
+    }
+    if (packet) done = summarizer.add(packet, source, d.seconds * 1000 + d.nanos / 1e6);
+    if (json) {
+      const { index: _index, ...rec } = jsonRecord(d.payload, 0);
+      if (rec.ok !== true) bad++;
+      const extra = done ? { reassembled: reassembledRecord(done) } : {};
+      out(JSON.stringify({ type: 'datagram', packet: d.packet, time, source, destination, ...rec, ...extra }));
+    } else {
+      const t = datagramTree(d.payload);
+      if (!t.ok) bad++;
+      out(`packet ${d.packet}  ${time}  ${source} -> ${destination}`);
+      out(t.lines.join('\n'));
+      if (done) out(reassembledLine(done));
+    }
+  }
+  const summaries = summarizer.summaries();
+  if (json) {
+    for (const s of summaries) out(JSON.stringify({ type: 'summary', ...s }));
+  } else {
+    out('');
+    out(`${shown} UDP datagram(s)${port !== undefined ? ` on port ${port}` : ''}, ${bad} malformed, ${capture.notes.length} frame(s) skipped, ${summaries.length} sender(s)`);
+    for (const s of summaries) out(summaryLines(s).join('\n'));
+  }
+  if (capture.truncated) {
+    const t = capture.truncated;
+    out(json ? JSON.stringify({ type: 'error', code: 'MCCACHE_ERR_TRUNCATED', offset: t.offset, message: `${file}: capture cut short: ${t.message}` })
+      : `mccache decode: ${file}: capture cut short at byte offset ${t.offset}: ${t.message} [MCCACHE_ERR_TRUNCATED]`);
+    return 1;
+  }
+  return bad > 0 ? 1 : 0;
+}
+
+function reassembledRecord(r: Reassembled): Record<string, unknown> {
+  if (r.error !== undefined) return { sender_id: r.senderId.toString(), msg_seq: r.msgSeq, ok: false, error: r.error };
+  return { sender_id: r.senderId.toString(), msg_seq: r.msgSeq, ok: true, message: canonicalTree('message', r.bytes, OP_CODES[r.op]) };
+}
+
+function reassembledLine(r: Reassembled): string {
+  const head = `  reassembled: ${MNEMONICS[r.op]} (${r.op}) message ${r.msgSeq} of sender ${r.senderId}, ${r.bytes.length} bytes`;
+  if (r.error !== undefined) return `${head}: !! malformed: ${r.error}`;
+  const m = r.message;
+  return m && (m.op === 'put' || m.op === 'delete') ? `${head}: cache ${JSON.stringify(m.cache)} key ${JSON.stringify(m.key)}` : head;
 }
 
 /** Paragraphs (blank-line separated, as in conformance vectors) when there are any, else lines. */
