@@ -6,7 +6,10 @@
  *   mccache decode [--json] < FILE        hex datagrams on stdin, one per line or paragraph
  *   mccache testee decode|plan FILE...    the conformance testee (conformance/README.md)
  *   mccache demo                          three local processes sharing a cache
+ *   mccache stress [options]              N host-local processes, then a coherence verdict
  *   mccache dissector [--port N]          a Wireshark Lua dissector generated from spec/*.ksy
+ *   mccache decode --live [--json] [--count N] [--seconds S]   listen passively on the group
+ *   mccache netcheck HOST                 path MTU and hops to HOST (tracepath or ping)
  *   mccache --version | --help
  *
  * Exit codes: 0 every datagram decoded; 1 at least one was malformed (each is still shown) or
@@ -18,6 +21,8 @@ import { CaptureError, formatTime, readCapture, type UdpDatagram } from './pcap'
 import { Summarizer, summaryLines, type Reassembled } from './summary';
 import { main as testeeMain } from './testee';
 import { dissectorCommand } from './dissector';
+import { decodeLive, type LiveOptions } from './live';
+import { netcheckCommand } from './netcheck';
 import { canonicalTree } from '../codec/canonical';
 import { decodePacket, sniffProtocol } from '../codec/decode';
 import { MNEMONICS, OP_CODES, type Packet } from '../codec/packet';
@@ -33,7 +38,18 @@ const USAGE = `usage: mccache <command>
                               prints one JSON record per line (type datagram, note, summary, error)
   testee decode|plan FILE...  conformance testee (see conformance/README.md)
   demo                        three local processes sharing a cache (host-local multicast)
+  stress [--nodes N] [--keys K] [--aperture S | --rate R] [--duration S] [--drop P]
+                              [--size-mix 1|2|3] [--seed N] [--settle S]: N host-local
+                              processes write at random, then a strict coherence verdict
+                              (exit 0 coherent, 1 incoherent; see mccache stress --help)
   dissector [--port N]        print a Wireshark Lua dissector for UDP port N (default 4000)
+  decode --live [--json] [--count N] [--seconds S]
+                              join the group of MCCACHE_MULTICAST_IP / MCCACHE_MULTICAST_HOPS
+                              passively (never sends) and decode what arrives, until N datagrams
+                              or S seconds (default 10 s), then a summary per sender
+  netcheck HOST               path MTU and hop count to HOST (tracepath, else ping) and the
+                              suggested MCCACHE_PACKET_MTU / MCCACHE_MULTICAST_HOPS; exit 3 when
+                              neither tool is installed, 1 when the probe fails, 2 bad HOST
 
 Exit codes: 0 all decoded, 1 some datagram was malformed or the capture is cut short (the
 packets before the cut are still decoded), 2 usage error or unreadable file (not a capture).`;
@@ -42,7 +58,13 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'decode':
+      if (rest.includes('--live')) {
+        out('mccache decode --live is asynchronous: call mainAsync()');
+        return 2;
+      }
       return decodeCommand(rest, out);
+    case 'netcheck':
+      return netcheckCommand(rest, out);
     case 'testee':
       return testeeMain(rest);
     case 'dissector':
@@ -51,6 +73,9 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       require('./demo');
       return 0;
+    case 'stress':
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return (require('./stress') as typeof import('./stress')).stressCommand(rest, out);
     case '--version':
     case '-v': {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -66,6 +91,14 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
       out(`mccache: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
       return 2;
   }
+}
+
+/** main() for every command, including the asynchronous ones (`decode --live`). */
+export async function mainAsync(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n'), live: LiveOptions = {}): Promise<number> {
+  if (argv[0] === 'decode' && argv.includes('--live')) {
+    return decodeLive(argv.slice(1), out, { jsonRecord, reassembledRecord, reassembledLine }, live);
+  }
+  return main(argv, out);
 }
 
 function decodeCommand(args: string[], out: (s: string) => void): number {
@@ -233,6 +266,7 @@ function splitHex(text: string): string[] {
 }
 
 if (require.main === module) {
-  const code = main(process.argv.slice(2));
-  if (process.argv[2] !== 'demo') process.exitCode = code;
+  void mainAsync(process.argv.slice(2)).then((code) => {
+    if (process.argv[2] !== 'demo') process.exitCode = code;
+  });
 }
