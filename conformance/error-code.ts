@@ -12,3 +12,8 @@ export function codeOf(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The McCacheError code `fn` throws; fails the test when it throws nothing. */
+export function errorCode(fn: () => unknown): string {
+  return codeOf(fn) ?? expect.fail('expected a McCacheError');
+}

@@ -4,12 +4,10 @@
  * publishes, builders for the messages a peer would send, and `errorCode`. Property run counts
  * come from `params` in ../wire/wire-arbitraries.ts (FC_NUM_RUNS scales them, FC_SEED replays).
  */
-import { expect } from 'chai';
 import type { Message, ValueCodec } from '../../runtime/codec/packet';
 import { Cache, type CacheOptions, type Replicator } from '../../runtime/cache/cache';
 import { HybridClock } from '../../runtime/cache/hlc';
 import { encodeValue } from '../../runtime/cache/value-codec';
-import { McCacheError } from '../../runtime/errors';
 import { maxMessageSize as maxMessageSizeAt } from '../../runtime/codec';
 
 /** Unix ms the fake wall clocks start at (2024-01-01T00:00:00Z). */
@@ -69,13 +67,4 @@ export function remoteClear(hlc: bigint, cache = 'test'): Message {
   return { op: 'clear', cache, hlc };
 }
 
-/** The `code` of the McCacheError `fn` throws; fails the test when it throws nothing. */
-export function errorCode(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(McCacheError);
-    return (err as McCacheError).code;
-  }
-  return expect.fail('expected a McCacheError');
-}
+export { errorCode } from '../error-code';

@@ -9,22 +9,14 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { decodeValue, encodeValue, MAX_VALUE_DEPTH } from '../../runtime/cache/value-codec';
-import { ErrorCode, MalformedPacketError, McCacheError } from '../../runtime/errors';
+import { ErrorCode, MalformedPacketError } from '../../runtime/errors';
+import { errorCode } from '../error-code';
 
 function roundTrip(v: unknown): unknown {
   const { codec, bytes } = encodeValue(v);
   return decodeValue(codec, bytes);
 }
 
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(McCacheError);
-    return (err as McCacheError).code;
-  }
-  return expect.fail('expected a McCacheError');
-}
 
 function malformed(bytes: Uint8Array, codec = 'msgpack'): MalformedPacketError {
   try {
@@ -208,7 +200,7 @@ describe('cache/value-codec: refused values', () => {
   ];
   for (const [what, v] of refused) {
     it(`refuses ${what} with MCCACHE_ERR_INVALID_ARGUMENT`, () => {
-      expect(code(() => encodeValue(v))).to.equal(ErrorCode.INVALID_ARGUMENT);
+      expect(errorCode(() => encodeValue(v))).to.equal(ErrorCode.INVALID_ARGUMENT);
     });
   }
 });

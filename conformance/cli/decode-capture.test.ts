@@ -17,16 +17,8 @@ import { main } from '../../runtime/cli/main';
 import { readCapture } from '../../runtime/cli/pcap';
 import type { Message } from '../../runtime/codec/packet';
 import { UdpDriver } from '../../runtime/transport/udp-driver';
+import { FAST, until } from '../transport/udp-helpers';
 
-const FAST = { heartbeatInterval: 50, failureTimeout: 1000, ackInterval: 5 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 function has(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
 }

@@ -9,20 +9,9 @@ import type { Message } from '../../runtime/codec/packet';
 import { mainAsync, main } from '../../runtime/cli/main';
 import { decodeLive } from '../../runtime/cli/live';
 import { UdpDriver } from '../../runtime/transport/udp-driver';
+import { FAST, put, until } from '../transport/udp-helpers';
+import { privateGroup } from '../cluster/cluster-processes';
 
-function hostLocal(): { group: string; port: number } {
-  const r = (n: number) => Math.floor(Math.random() * n);
-  return { group: `239.255.${1 + r(254)}.${1 + r(254)}`, port: 20_000 + r(40_000) };
-}
-const FAST = { heartbeatInterval: 50, failureTimeout: 1000, ackInterval: 5 };
-const put = (n: number): Message => ({ op: 'put', cache: 'c', key: `k${n}`, hlc: BigInt(n), ttl: 0, codec: 'utf8', value: Buffer.from(`v${n}`) });
-const until = async (what: string, cond: () => boolean, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
 const fmtStub = { jsonRecord: () => ({}), reassembledRecord: () => ({}), reassembledLine: () => '' };
 
 describe('cli/decode --live', function () {
@@ -42,7 +31,7 @@ describe('cli/decode --live', function () {
   }
 
   it('reports the puts two nodes exchange, with sources, then per-sender summaries; never a member', async () => {
-    const addr = hostLocal();
+    const addr = privateGroup();
     const env = { MCCACHE_MULTICAST_IP: `${addr.group}:${addr.port}`, MCCACHE_MULTICAST_HOPS: '0' };
     const lines: string[] = [];
     const stop = new AbortController();
@@ -79,7 +68,7 @@ describe('cli/decode --live', function () {
   });
 
   it('stops after --count datagrams and prints the tree with a summary (mainAsync, text mode)', async () => {
-    const addr = hostLocal();
+    const addr = privateGroup();
     const saved = { ...process.env };
     process.env['MCCACHE_MULTICAST_IP'] = `${addr.group}:${addr.port}`;
     process.env['MCCACHE_MULTICAST_HOPS'] = '0';
@@ -98,7 +87,7 @@ describe('cli/decode --live', function () {
   });
 
   it('ends after --seconds with nothing received, and rejects bad arguments with exit 2', async () => {
-    const addr = hostLocal();
+    const addr = privateGroup();
     const env = { MCCACHE_MULTICAST_IP: `${addr.group}:${addr.port}`, MCCACHE_MULTICAST_HOPS: '0' };
     const lines: string[] = [];
     expect(await decodeLive(['--live', '--json', '--seconds', '0.2'], (s) => lines.push(s), fmtStub, { env })).to.equal(0);

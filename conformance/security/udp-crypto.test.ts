@@ -18,15 +18,9 @@ import { UdpDriver, type UdpDriverOptions } from '../../runtime/transport/udp-dr
 import { CacheNodeProcess, hostLocalEnv, privateGroup } from '../cluster/cluster-processes';
 import { KEY, OTHER_KEY } from './secure-sim';
 import { codeOf } from '../error-code';
+import { FAST, until as waitUntil } from '../transport/udp-helpers';
 
-const FAST = { heartbeatInterval: 50, failureTimeout: 1000, ackInterval: 5 };
-const until = async (what: string, cond: () => boolean, ms = 10_000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+const until = (what: string, cond: () => boolean, ms = 10_000): Promise<void> => waitUntil(what, cond, ms);
 const put = (n: number): Message => ({
   op: 'put', cache: 'c', key: `k${n}`, hlc: BigInt(n), ttl: 0, codec: 'bytes',
   // Every tenth value takes three datagrams at the default MTU.

@@ -10,25 +10,14 @@ import type { Message } from '../../runtime/codec/packet';
 import type { CoreEvent } from '../../runtime/core/types';
 import { ErrorCode, McCacheError } from '../../runtime/errors';
 import { UdpDriver, type UdpDriverOptions } from '../../runtime/transport/udp-driver';
+import { FAST, put, until } from './udp-helpers';
+import { privateGroup } from '../cluster/cluster-processes';
 
-function hostLocal(): { group: string; port: number } {
-  const r = (n: number) => Math.floor(Math.random() * n);
-  return { group: `239.255.${1 + r(254)}.${1 + r(254)}`, port: 20_000 + r(40_000) };
-}
-const FAST = { heartbeatInterval: 50, failureTimeout: 1000, ackInterval: 5 };
-const put = (n: number): Message => ({ op: 'put', cache: 'c', key: `k${n}`, hlc: BigInt(n), ttl: 0, codec: 'utf8', value: Buffer.from(`v${n}`) });
-const until = async (what: string, cond: () => boolean, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
 
 describe('transport/udp-driver: two drivers in one process', function () {
   this.timeout(20_000);
   const open: UdpDriver[] = [];
-  const make = (extra: Partial<UdpDriverOptions> = {}, addr = hostLocal()): UdpDriver => {
+  const make = (extra: Partial<UdpDriverOptions> = {}, addr = privateGroup()): UdpDriver => {
     const d = new UdpDriver({ ...addr, multicastHops: 0, env: {}, coreOptions: FAST, flushTimeout: 2000, ...extra });
     open.push(d);
     return d;
@@ -38,7 +27,7 @@ describe('transport/udp-driver: two drivers in one process', function () {
   });
 
   it('joins, delivers in order, reports its receive buffer, and closes with a LEAVE', async () => {
-    const addr = hostLocal();
+    const addr = privateGroup();
     const a = make({}, addr);
     const b = make({}, addr);
     const got: Array<Extract<CoreEvent, { type: 'deliver' }>> = [];
@@ -61,7 +50,7 @@ describe('transport/udp-driver: two drivers in one process', function () {
   });
 
   it('repairs a 30 % monkey tantrum: every message arrives once and in order', async () => {
-    const addr = hostLocal();
+    const addr = privateGroup();
     const a = make({ monkeyTantrum: 30 }, addr);
     const b = make({ monkeyTantrum: 30 }, addr);
     const seqs: number[] = [];
@@ -77,7 +66,7 @@ describe('transport/udp-driver: two drivers in one process', function () {
   });
 
   it('applies backpressure: send returns undefined when the window is full, then writable follows', async () => {
-    const addr = hostLocal();
+    const addr = privateGroup();
     const a = make({ coreOptions: { ...FAST, maxUnackedMessages: 16 } }, addr);
     const b = make({}, addr);
     let delivered = 0;
@@ -118,7 +107,7 @@ describe('transport/udp-driver: two drivers in one process', function () {
   });
 
   it('never holds a process open by itself', () => {
-    const { group, port } = hostLocal();
+    const { group, port } = privateGroup();
     const r = spawnSync(process.execPath, ['-r', require.resolve('ts-node/register'), join(__dirname, '..', 'fixtures', 'udp-idle.ts')], {
       env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', MCCACHE_MULTICAST_IP: `${group}:${port}`, MCCACHE_MULTICAST_HOPS: '0' },
       encoding: 'utf8', timeout: 15_000,
