@@ -510,6 +510,16 @@ export class Cache<V = unknown> implements SyncTarget {
 
   // --- internals --------------------------------------------------------------------------------
 
+  /**
+   * Whether `v` is newer than what we hold for `key` (undefined: for the whole cache, a clear).
+   * An older version is a conflict, counted here; the very version we hold is a no-op.
+   */
+  #isNewer(key: string | undefined, v: Version): boolean {
+    const fresh = this.#freshness(key, v);
+    if (fresh < 0) this.#m.conflicts++;
+    return fresh > 0;
+  }
+
   /** -1: `v` is older than what we hold (a conflict); 0: it is what we hold; 1: it is newer. */
   #freshness(key: string | undefined, v: Version): -1 | 0 | 1 {
     const c = compareVersions(v, this.#cleared);
@@ -524,11 +534,7 @@ export class Cache<V = unknown> implements SyncTarget {
 
   /** `ttl`: ms, 0 = never expires. Returns whether the put was applied. */
   #applyPut(key: string, v: Version, codec: ValueCodec, bytes: Uint8Array, ttl: number): boolean {
-    const fresh = this.#freshness(key, v);
-    if (fresh <= 0) {
-      if (fresh < 0) this.#m.conflicts++;
-      return false;
-    }
+    if (!this.#isNewer(key, v)) return false;
     const now = this.#now();
     const e = this.#map.get(key);
     const live = e !== undefined && e.expiresAt > now;
@@ -558,11 +564,7 @@ export class Cache<V = unknown> implements SyncTarget {
 
   /** Returns whether the delete was applied (a tombstone is recorded even for an absent key). */
   #applyDelete(key: string, v: Version): boolean {
-    const fresh = this.#freshness(key, v);
-    if (fresh <= 0) {
-      if (fresh < 0) this.#m.conflicts++;
-      return false;
-    }
+    if (!this.#isNewer(key, v)) return false;
     const now = this.#now();
     const e = this.#map.get(key);
     const lastLookupAt = e?.lastLookupAt ?? -1;
@@ -575,11 +577,7 @@ export class Cache<V = unknown> implements SyncTarget {
   }
 
   #applyClear(v: Version): void {
-    const fresh = this.#freshness(undefined, v);
-    if (fresh <= 0) {
-      if (fresh < 0) this.#m.conflicts++;
-      return;
-    }
+    if (!this.#isNewer(undefined, v)) return;
     this.#clearOlderThan(v);
     this.#m.remoteApplies++;
     this.#events.emit('remote-clear', { cache: this.name, version: v });
