@@ -47,6 +47,11 @@ export declare namespace MccacheCommon {
      */
     CHECKSUM_REPLY = 8,
     /**
+     * BAT. Sequenced. Several writes (puts and deletes) of one cache by its sender, packed
+     * into one datagram when they were made within the same event-loop turn.
+     */
+    BATCH = 9,
+    /**
      * NEW. Unsequenced. A member announces itself at start (repeated a few times).
      */
     JOIN = 64,

@@ -44,7 +44,7 @@ var MccacheDatagram = (function() {
     }
     this.opCode = this._io.readU1();
     var _ = this.opCode;
-    if (!( (( ((_ >= 1) && (_ <= 8)) ) || ( ((_ >= 64) && (_ <= 70)) )) )) {
+    if (!( (( ((_ >= 1) && (_ <= 9)) ) || ( ((_ >= 64) && (_ <= 70)) )) )) {
       throw new KaitaiStream.ValidationExprError(this.opCode, this._io, "/seq/2");
     }
     this.flags = this._io.readU1();

@@ -19,7 +19,7 @@ export declare class MccacheMessage {
    * The `op_code` of the datagram header(s) that carried this message.
    */
   opCode: number;
-  body: MccacheMessage.Put | MccacheMessage.Delete | MccacheMessage.Clear | MccacheMessage.SyncEntries | MccacheMessage.MetricsRequest | MccacheMessage.MetricsReply | MccacheMessage.ChecksumRequest | MccacheMessage.ChecksumReply | MccacheMessage.Join | MccacheMessage.Leave | MccacheMessage.Heartbeat | MccacheMessage.Nak | MccacheMessage.Ack | MccacheMessage.SyncDigest | MccacheMessage.SyncRequest | undefined;
+  body: MccacheMessage.Put | MccacheMessage.Delete | MccacheMessage.Clear | MccacheMessage.SyncEntries | MccacheMessage.MetricsRequest | MccacheMessage.MetricsReply | MccacheMessage.ChecksumRequest | MccacheMessage.ChecksumReply | MccacheMessage.Batch | MccacheMessage.Join | MccacheMessage.Leave | MccacheMessage.Heartbeat | MccacheMessage.Nak | MccacheMessage.Ack | MccacheMessage.SyncDigest | MccacheMessage.SyncRequest | undefined;
   /**
    * Nothing may follow the body.
    */
@@ -118,6 +118,49 @@ export declare namespace MccacheMessage {
      * Remaining time to live in ms, or 0 for none.
      */
     ttl: number;
+    value: MccacheCommon.EntryValue;
+  }
+  /**
+   * Writes of one cache by the sender, in the order it made them: each exactly as the `put`
+   * or `delete` it stands for (the version is (`hlc`, the header's `sender_id`)). Senders
+   * pack the writes of one event-loop turn into one datagram instead of sending one
+   * datagram each; a write too large to share a datagram goes alone as a `put`.
+   */
+  class Batch {
+    constructor(_io: KaitaiStream, _parent?: unknown, _root?: MccacheMessage | null);
+    _io: KaitaiStream;
+    _parent: unknown;
+    _root: MccacheMessage | null;
+    _read(): void;
+    cache: MccacheCommon.Name;
+    /**
+     * Writes that follow (at least one).
+     */
+    numWrites: number;
+    writes: Array<MccacheMessage.BatchWrite>;
+  }
+  class BatchWrite {
+    constructor(_io: KaitaiStream, _parent?: unknown, _root?: MccacheMessage | null);
+    _io: KaitaiStream;
+    _parent: unknown;
+    _root: MccacheMessage | null;
+    _read(): void;
+    /**
+     * `value`: a put; `tombstone`: a delete.
+     */
+    kind: MccacheCommon.EntryKind;
+    key: MccacheCommon.Key;
+    /**
+     * Version timestamp of this write.
+     */
+    hlc: bigint;
+    /**
+     * As in `put` (0 = the receiving cache's default); 0 for a delete.
+     */
+    ttl: number;
+    /**
+     * The value of a put; a delete carries none (codec `none`, length 0).
+     */
     value: MccacheCommon.EntryValue;
   }
   class MetricsRequest {

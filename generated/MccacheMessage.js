@@ -75,6 +75,9 @@ var MccacheMessage = (function() {
     case 8:
       this.body = new ChecksumReply(this._io, this, this._root);
       break;
+    case 9:
+      this.body = new Batch(this._io, this, this._root);
+      break;
     }
     this.trailing = this._io.readBytesFull();
     var _ = this.trailing;
@@ -120,6 +123,83 @@ var MccacheMessage = (function() {
      */
 
     return AckEntry;
+  })();
+
+  /**
+   * Writes of one cache by the sender, in the order it made them: each exactly as the `put`
+   * or `delete` it stands for (the version is (`hlc`, the header's `sender_id`)). Senders
+   * pack the writes of one event-loop turn into one datagram instead of sending one
+   * datagram each; a write too large to share a datagram goes alone as a `put`.
+   */
+
+  var Batch = MccacheMessage.Batch = (function() {
+    function Batch(_io, _parent, _root) {
+      this._io = _io;
+      this._parent = _parent;
+      this._root = _root;
+
+      this._read();
+    }
+    Batch.prototype._read = function() {
+      this.cache = new MccacheCommon_.MccacheCommon.Name(this._io, null, null);
+      this.numWrites = this._io.readU2be();
+      if (!(this.numWrites >= 1)) {
+        throw new KaitaiStream.ValidationLessThanError(1, this.numWrites, this._io, "/types/batch/seq/1");
+      }
+      this.writes = [];
+      for (var i = 0; i < this.numWrites; i++) {
+        this.writes.push(new BatchWrite(this._io, this, this._root));
+      }
+    }
+
+    /**
+     * Writes that follow (at least one).
+     */
+
+    return Batch;
+  })();
+
+  var BatchWrite = MccacheMessage.BatchWrite = (function() {
+    function BatchWrite(_io, _parent, _root) {
+      this._io = _io;
+      this._parent = _parent;
+      this._root = _root;
+
+      this._read();
+    }
+    BatchWrite.prototype._read = function() {
+      this.kind = this._io.readU1();
+      var _ = this.kind;
+      if (!( ((_ >= 1) && (_ <= 2)) )) {
+        throw new KaitaiStream.ValidationExprError(this.kind, this._io, "/types/batch_write/seq/0");
+      }
+      this.key = new MccacheCommon_.MccacheCommon.Key(this._io, null, null);
+      this.hlc = this._io.readU8be();
+      this.ttl = this._io.readU4be();
+      this.value = new MccacheCommon_.MccacheCommon.EntryValue(this._io, null, null);
+      var _ = this.value;
+      if (!( ((this.kind == MccacheCommon_.MccacheCommon.EntryKind.VALUE) || ( ((_.valueCodec == MccacheCommon_.MccacheCommon.ValueCodec.NONE) && (_.lenValue == 0)) )) )) {
+        throw new KaitaiStream.ValidationExprError(this.value, this._io, "/types/batch_write/seq/4");
+      }
+    }
+
+    /**
+     * `value`: a put; `tombstone`: a delete.
+     */
+
+    /**
+     * Version timestamp of this write.
+     */
+
+    /**
+     * As in `put` (0 = the receiving cache's default); 0 for a delete.
+     */
+
+    /**
+     * The value of a put; a delete carries none (codec `none`, length 0).
+     */
+
+    return BatchWrite;
   })();
 
   var ChecksumReply = MccacheMessage.ChecksumReply = (function() {

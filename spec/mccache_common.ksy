@@ -70,6 +70,11 @@ enums:
     0x08:
       id: checksum_reply
       doc: INR. Sequenced. One member's checksum, answering an INQ.
+    0x09:
+      id: batch
+      doc: |
+        BAT. Sequenced. Several writes (puts and deletes) of one cache by its sender, packed
+        into one datagram when they were made within the same event-loop turn.
     0x40:
       id: join
       doc: NEW. Unsequenced. A member announces itself at start (repeated a few times).

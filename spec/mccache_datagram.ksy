@@ -34,7 +34,7 @@ seq:
     type: u1
     enum: mccache_common::op_code
     valid:
-      expr: (_.to_i >= 0x01 and _.to_i <= 0x08) or (_.to_i >= 0x40 and _.to_i <= 0x46)
+      expr: (_.to_i >= 0x01 and _.to_i <= 0x09) or (_.to_i >= 0x40 and _.to_i <= 0x46)
     -mccache-error: MCCACHE_ERR_UNKNOWN_OP
     doc: Message kind; decides the body type of the reassembled message.
   - id: flags

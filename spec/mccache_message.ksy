@@ -30,6 +30,7 @@ seq:
         0x06: metrics_reply
         0x07: checksum_request
         0x08: checksum_reply
+        0x09: batch
         0x40: join
         0x41: leave
         0x42: heartbeat
@@ -113,6 +114,48 @@ types:
         doc: Remaining time to live in ms, or 0 for none.
       - id: value
         type: mccache_common::entry_value
+  batch:
+    doc: |
+      Writes of one cache by the sender, in the order it made them: each exactly as the `put`
+      or `delete` it stands for (the version is (`hlc`, the header's `sender_id`)). Senders
+      pack the writes of one event-loop turn into one datagram instead of sending one
+      datagram each; a write too large to share a datagram goes alone as a `put`.
+    seq:
+      - id: cache
+        type: mccache_common::name
+      - id: num_writes
+        type: u2
+        valid:
+          min: 1
+        -mccache-error: MCCACHE_ERR_INVALID_FIELD
+        doc: Writes that follow (at least one).
+      - id: writes
+        type: batch_write
+        repeat: expr
+        repeat-expr: num_writes
+  batch_write:
+    seq:
+      - id: kind
+        type: u1
+        enum: mccache_common::entry_kind
+        valid:
+          expr: _.to_i >= 1 and _.to_i <= 2
+        -mccache-error: MCCACHE_ERR_INVALID_FIELD
+        doc: "`value`: a put; `tombstone`: a delete."
+      - id: key
+        type: mccache_common::key
+      - id: hlc
+        type: u8
+        doc: Version timestamp of this write.
+      - id: ttl
+        type: u4
+        doc: As in `put` (0 = the receiving cache's default); 0 for a delete.
+      - id: value
+        type: mccache_common::entry_value
+        valid:
+          expr: kind == mccache_common::entry_kind::value or (_.value_codec == mccache_common::value_codec::none and _.len_value == 0)
+        -mccache-error: MCCACHE_ERR_INVALID_FIELD
+        doc: The value of a put; a delete carries none (codec `none`, length 0).
   metrics_request:
     seq:
       - id: target

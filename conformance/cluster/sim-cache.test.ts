@@ -248,4 +248,51 @@ describe('cluster/sim: whole nodes on the simulated network', function () {
     cluster.run(100);
     expect(downs).to.deep.equal(['leave']);
   });
+
+  it('the writes of one turn go out as a few batch messages; every peer applies each write, in order, with its version', async () => {
+    // syncFlush off, as in a real process: the writes of one synchronous block reach the node's
+    // flush together (a microtask) and share `batch` messages, split at each change of cache.
+    const cluster = await SimCluster.start({ seed: 5, nodes: 3, node: { syncFlush: false }, faults: { loss: 0.1, duplicate: 0.05, reorder: 0.1 } });
+    const names = ['a', 'b'];
+    const seen = [1, 2].map((i) => {
+      const log: string[] = [];
+      for (const n of names) {
+        const c = cluster.cache(i, n, { max: 10_000 });
+        c.on('remote-set', (e: { key: string }) => log.push(`${n} set ${e.key}`));
+        c.on('remote-delete', (e: { key: string }) => log.push(`${n} delete ${e.key}`));
+      }
+      return log;
+    });
+    const [a, b] = names.map((n) => cluster.cache(0, n, { max: 10_000 }));
+    for (let k = 0; k < 40; k++) a!.set(`old${k}`, k); // an earlier turn: these keys exist everywhere
+    await new Promise((r) => setImmediate(r));
+    cluster.settle();
+    seen.forEach((log) => log.splice(0));
+
+    const core = cluster.transports[0]!.core;
+    const sentBefore = core.stats().messagesSent;
+    const want: string[] = [];
+    for (let k = 0; k < 400; k++) {
+      a!.set(`k${k}`, { k, pad: 'x'.repeat(k % 50) });
+      want.push(`a set k${k}`);
+      if (k % 10 === 0) {
+        b!.set(`k${k}`, k);
+        want.push(`b set k${k}`);
+      }
+      if (k % 10 === 5) {
+        a!.delete(`old${k / 10 - 0.5}`);
+        want.push(`a delete old${k / 10 - 0.5}`);
+      }
+    }
+    await new Promise((r) => setImmediate(r));
+    cluster.settle();
+    const sent = core.stats().messagesSent - sentBefore;
+    // 480 writes; a cache change starts a new message (40 changes to b and back = 80 runs).
+    expect(sent, 'messages sent for 480 writes').to.be.within(80, 160);
+    for (const [i, log] of seen.entries()) {
+      expect(log, `node ${i + 1} applied each write once, in the order made`).to.deep.equal(want);
+      for (const n of names) expect(entriesOf(cluster.cache(i + 1, n)), `node ${i + 1} ${n}`).to.deep.equal(entriesOf(cluster.cache(0, n)));
+    }
+    expect(cluster.cache(1, 'a').size).to.equal(400);
+  });
 });

@@ -30,8 +30,8 @@ export interface SimClusterOptions {
   cacheDefaults?: CacheOptions<unknown>;
   /** Real ms a clusterMetrics/clusterChecksum collects replies. @default 30 */
   replyWindow?: number;
-  /** Further McCacheNode options (e.g. maxPending). */
-  node?: Partial<Pick<NodeOptions, 'maxPending'>>;
+  /** Further McCacheNode options (e.g. maxPending; syncFlush false: flush in a microtask). */
+  node?: Partial<Pick<NodeOptions, 'maxPending' | 'syncFlush'>>;
 }
 
 /** A mutation a node handed to the network layer, with its version (node id = the writer). */

@@ -23,7 +23,7 @@ const OUT = path.resolve(process.argv[2] ?? path.join(here, '..', 'vectors'));
 
 const OP = {
   put: 0x01, delete: 0x02, clear: 0x03, sync_entries: 0x04, metrics_request: 0x05, metrics_reply: 0x06,
-  checksum_request: 0x07, checksum_reply: 0x08, join: 0x40, leave: 0x41, heartbeat: 0x42, nak: 0x43,
+  checksum_request: 0x07, checksum_reply: 0x08, batch: 0x09, join: 0x40, leave: 0x41, heartbeat: 0x42, nak: 0x43,
   ack: 0x44, sync_digest: 0x45, sync_request: 0x46,
 };
 const VALUE_CODEC = { none: 0, bytes: 1, utf8: 2, msgpack: 3, json: 4 };
@@ -276,6 +276,20 @@ const M = {
       ]))),
     ]);
   },
+  batch: (o = {}) => {
+    const writes = o.writes ?? [
+      { kind: 'value', key: 'user:1', hlc: HLC1, ttl: 30000, codec: 'utf8', value: 'héllo wörld ✓' },
+      { kind: 'tombstone', key: 'user:2', hlc: HLC1 + 1n, ttl: 0, codec: 'none', value: [] },
+      { kind: 'value', key: 'user:3', hlc: HLC1 + 2n, ttl: 0, codec: 'json', value: JSON_VALUE },
+    ];
+    return message('batch', [
+      name('cache', o.cache ?? 'users'),
+      u2('num_writes', o.numWrites ?? writes.length),
+      list('writes', writes.map((w) => struct('', [
+        en('kind', ENTRY_KIND, w.kind), key('key', w.key), u8('hlc', w.hlc), u4('ttl', w.ttl, 'ms'), entryValue('value', w.codec, w.value),
+      ]))),
+    ]);
+  },
   metrics_request: (o = {}) => message('metrics_request', [u8('target', o.target ?? 0n, '0 = every member')]),
   metrics_reply: (o = {}) => message('metrics_reply', [
     u8('request_sender', o.requestSender ?? SENDER_B), u4('request_seq', o.requestSeq ?? 17),
@@ -504,6 +518,8 @@ yD('y_delete', 'DEL leaves a tombstone', one(M.delete(), { msgSeq: 50 }));
 yD('y_clear', 'RST (clear) of a cache', one(M.clear(), { msgSeq: 51 }));
 yD('y_sync_entries', 'SYE with a value and a tombstone', one(M.sync_entries(), { msgSeq: 52 }));
 yD('y_sync_entries_empty', 'SYE with no entries', one(M.sync_entries({ entries: [], replyTo: 0n }), { msgSeq: 53 }));
+yD('y_batch', 'BAT: a put, a delete and a put of one cache', one(M.batch(), { msgSeq: 59 }));
+yD('y_batch_one_delete', 'BAT holding a single delete', one(M.batch({ writes: [{ kind: 'tombstone', key: 'k', hlc: HLC2, ttl: 0, codec: 'none', value: [] }] }), { msgSeq: 60 }));
 yD('y_metrics_request', 'MET to every member', one(M.metrics_request(), { msgSeq: 54 }));
 yD('y_metrics_reply_json', 'MER with a JSON report', one(M.metrics_reply(), { msgSeq: 55 }));
 yD('y_metrics_reply_msgpack', 'MER with a MessagePack report', one(M.metrics_reply({ codec: 'msgpack', report: MSGPACK_VALUE }), { msgSeq: 56 }));
@@ -580,7 +596,7 @@ nD('n_bad_magic_python_v0', 'a McCache-for-Python v0 datagram (0xF9) fed to the 
 nD('n_version_0', 'version 0', one(hb(), { version: 0 }), E.UNSUPPORTED_VERSION);
 nD('n_version_2', 'version 2 (a later protocol)', one(hb(), { version: 2 }), E.UNSUPPORTED_VERSION);
 nD('n_version_255', 'version 255', one(hb(), { version: 255 }), E.UNSUPPORTED_VERSION);
-for (const op of [0x00, 0x09, 0x3f, 0x47, 0x80, 0xff]) {
+for (const op of [0x00, 0x0a, 0x3f, 0x47, 0x80, 0xff]) {
   nD(`n_op_code_0x${op.toString(16).padStart(2, '0')}`, `op code 0x${op.toString(16)} is not in op_code`,
     datagram({ op, fragment: bytes('fragment', ser(hb()), 'a heartbeat body'), msgSeq: 1 }), E.UNKNOWN_OP);
 }
@@ -645,6 +661,12 @@ bad('n_sync_entry_value_codec_5', 'entry value codec 5', patch(M.sync_entries(),
 bad('n_len_value_over_limit', 'len_value 255 x 65507 + 1', patch(M.put(), 'body.value.len_value', MAX_LEN + 1), E.OVER_LIMIT);
 bad('n_entry_kind_0', 'sync entry kind 0', patch(M.sync_entries(), 'body.entries.0.kind', 0), E.INVALID_FIELD);
 bad('n_entry_kind_3', 'sync entry kind 3', patch(M.sync_entries(), 'body.entries.1.kind', 3), E.INVALID_FIELD);
+bad('n_batch_kind_0', 'batch write kind 0', patch(M.batch(), 'body.writes.0.kind', 0), E.INVALID_FIELD);
+bad('n_batch_kind_3', 'batch write kind 3', patch(M.batch(), 'body.writes.2.kind', 3), E.INVALID_FIELD);
+bad('n_batch_no_writes', 'BAT with num_writes 0', M.batch({ writes: [] }), E.INVALID_FIELD);
+bad('n_batch_delete_with_value', 'a delete in a BAT carrying a utf8 value', M.batch({ writes: [{ kind: 'tombstone', key: 'k', hlc: HLC2, ttl: 0, codec: 'utf8', value: 'x' }] }), E.INVALID_FIELD);
+bad('n_batch_delete_codec_bytes_empty', 'a delete in a BAT with codec bytes and 0 bytes', M.batch({ writes: [{ kind: 'tombstone', key: 'k', hlc: HLC2, ttl: 0, codec: 'bytes', value: [] }] }), E.INVALID_FIELD);
+bad('n_batch_count_past_end', 'num_writes 4 with 3 writes', patch(M.batch(), 'body.num_writes', 4), E.TRUNCATED);
 bad('n_leave_reason_0', 'leave reason 0', patch(M.leave(), 'body.reason', 0), E.INVALID_FIELD);
 bad('n_leave_reason_3', 'leave reason 3', patch(M.leave(), 'body.reason', 3), E.INVALID_FIELD);
 bad('n_nak_range_last_before_first', 'NAK range 10..9', M.nak({ ranges: [[5, 7], [10, 9]], partials: [] }), E.INVALID_FIELD);

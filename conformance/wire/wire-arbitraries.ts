@@ -84,6 +84,14 @@ export function messageOf(op: OpName): fc.Arbitrary<Message> {
           ttl: u4(), codec: valueCodec(), value: bytes(),
         }), { maxLength: 12 }),
       });
+    case 'batch':
+      return fc.record({
+        op: fc.constant(op), cache: cacheName(),
+        writes: fc.array(fc.oneof(
+          fc.record({ kind: fc.constant<EntryKind>('value'), key: text(40), hlc: u8(), ttl: u4(), codec: valueCodec(), value: bytes() }),
+          fc.record({ kind: fc.constant<EntryKind>('tombstone'), key: text(40), hlc: u8(), ttl: u4(), codec: fc.constant<ValueCodec>('none'), value: fc.constant(new Uint8Array(0)) }),
+        ), { minLength: 1, maxLength: 12 }),
+      });
     case 'metrics_request':
       return fc.record({ op: fc.constant(op), target: u8() });
     case 'metrics_reply':

@@ -54,7 +54,7 @@ var MccacheDatagram = (function() {
     this.opCode = this._io.readU1();
     this._debug.opCode.end = this._io.pos;
     var _ = this.opCode;
-    if (!( (( ((_ >= 1) && (_ <= 8)) ) || ( ((_ >= 64) && (_ <= 70)) )) )) {
+    if (!( (( ((_ >= 1) && (_ <= 9)) ) || ( ((_ >= 64) && (_ <= 70)) )) )) {
       var _err = new KaitaiStream.ValidationExprError(this.opCode, this._io, "/seq/2");
       this._debug.opCode.validationError = _err;
       throw _err;

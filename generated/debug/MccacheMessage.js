@@ -91,6 +91,10 @@ var MccacheMessage = (function() {
       this.body = new ChecksumReply(this._io, this, this._root);
       this.body._read();
       break;
+    case 9:
+      this.body = new Batch(this._io, this, this._root);
+      this.body._read();
+      break;
     }
     this._debug.body.end = this._io.pos;
     this._debug.trailing = { start: this._io.pos, ioOffset: this._io.byteOffset };
@@ -157,6 +161,116 @@ var MccacheMessage = (function() {
      */
 
     return AckEntry;
+  })();
+
+  /**
+   * Writes of one cache by the sender, in the order it made them: each exactly as the `put`
+   * or `delete` it stands for (the version is (`hlc`, the header's `sender_id`)). Senders
+   * pack the writes of one event-loop turn into one datagram instead of sending one
+   * datagram each; a write too large to share a datagram goes alone as a `put`.
+   */
+
+  var Batch = MccacheMessage.Batch = (function() {
+    function Batch(_io, _parent, _root) {
+      this._io = _io;
+      this._parent = _parent;
+      this._root = _root;
+      this._debug = {};
+
+    }
+    Batch.prototype._read = function() {
+      this._debug.cache = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.cache = new MccacheCommon_.MccacheCommon.Name(this._io, null, null);
+      this.cache._read();
+      this._debug.cache.end = this._io.pos;
+      this._debug.numWrites = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.numWrites = this._io.readU2be();
+      this._debug.numWrites.end = this._io.pos;
+      if (!(this.numWrites >= 1)) {
+        var _err = new KaitaiStream.ValidationLessThanError(1, this.numWrites, this._io, "/types/batch/seq/1");
+        this._debug.numWrites.validationError = _err;
+        throw _err;
+      }
+      this._debug.writes = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this._debug.writes.arr = [];
+      this.writes = [];
+      for (var i = 0; i < this.numWrites; i++) {
+        this._debug.writes.arr[i] = { start: this._io.pos, ioOffset: this._io.byteOffset };
+        var _t_writes = new BatchWrite(this._io, this, this._root);
+        try {
+          _t_writes._read();
+        } finally {
+          this.writes.push(_t_writes);
+        }
+        this._debug.writes.arr[i].end = this._io.pos;
+      }
+      this._debug.writes.end = this._io.pos;
+    }
+
+    /**
+     * Writes that follow (at least one).
+     */
+
+    return Batch;
+  })();
+
+  var BatchWrite = MccacheMessage.BatchWrite = (function() {
+    function BatchWrite(_io, _parent, _root) {
+      this._io = _io;
+      this._parent = _parent;
+      this._root = _root;
+      this._debug = {};
+
+    }
+    BatchWrite.prototype._read = function() {
+      this._debug.kind = { start: this._io.pos, ioOffset: this._io.byteOffset, enumName: "MccacheCommon.EntryKind" };
+      this.kind = this._io.readU1();
+      this._debug.kind.end = this._io.pos;
+      var _ = this.kind;
+      if (!( ((_ >= 1) && (_ <= 2)) )) {
+        var _err = new KaitaiStream.ValidationExprError(this.kind, this._io, "/types/batch_write/seq/0");
+        this._debug.kind.validationError = _err;
+        throw _err;
+      }
+      this._debug.key = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.key = new MccacheCommon_.MccacheCommon.Key(this._io, null, null);
+      this.key._read();
+      this._debug.key.end = this._io.pos;
+      this._debug.hlc = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.hlc = this._io.readU8be();
+      this._debug.hlc.end = this._io.pos;
+      this._debug.ttl = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.ttl = this._io.readU4be();
+      this._debug.ttl.end = this._io.pos;
+      this._debug.value = { start: this._io.pos, ioOffset: this._io.byteOffset };
+      this.value = new MccacheCommon_.MccacheCommon.EntryValue(this._io, null, null);
+      this.value._read();
+      this._debug.value.end = this._io.pos;
+      var _ = this.value;
+      if (!( ((this.kind == MccacheCommon_.MccacheCommon.EntryKind.VALUE) || ( ((_.valueCodec == MccacheCommon_.MccacheCommon.ValueCodec.NONE) && (_.lenValue == 0)) )) )) {
+        var _err = new KaitaiStream.ValidationExprError(this.value, this._io, "/types/batch_write/seq/4");
+        this._debug.value.validationError = _err;
+        throw _err;
+      }
+    }
+
+    /**
+     * `value`: a put; `tombstone`: a delete.
+     */
+
+    /**
+     * Version timestamp of this write.
+     */
+
+    /**
+     * As in `put` (0 = the receiving cache's default); 0 for a delete.
+     */
+
+    /**
+     * The value of a put; a delete carries none (codec `none`, length 0).
+     */
+
+    return BatchWrite;
   })();
 
   var ChecksumReply = MccacheMessage.ChecksumReply = (function() {

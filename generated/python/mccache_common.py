@@ -35,6 +35,7 @@ class MccacheCommon(KaitaiStruct):
         metrics_reply = 6
         checksum_request = 7
         checksum_reply = 8
+        batch = 9
         join = 64
         leave = 65
         heartbeat = 66

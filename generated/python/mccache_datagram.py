@@ -41,7 +41,7 @@ class MccacheDatagram(KaitaiStruct):
             raise kaitaistruct.ValidationNotEqualError(1, self.version, self._io, u"/seq/1")
         self.op_code = KaitaiStream.resolve_enum(mccache_common.MccacheCommon.OpCode, self._io.read_u1())
         _ = self.op_code
-        if not  (( ((int(_) >= 1) and (int(_) <= 8)) ) or ( ((int(_) >= 64) and (int(_) <= 70)) )) :
+        if not  (( ((int(_) >= 1) and (int(_) <= 9)) ) or ( ((int(_) >= 64) and (int(_) <= 70)) )) :
             raise kaitaistruct.ValidationExprError(self.op_code, self._io, u"/seq/2")
         self.flags = self._io.read_u1()
         _ = self.flags

@@ -74,6 +74,9 @@ class MccacheMessage(KaitaiStruct):
         elif _on == 8:
             pass
             self.body = MccacheMessage.ChecksumReply(self._io, self, self._root)
+        elif _on == 9:
+            pass
+            self.body = MccacheMessage.Batch(self._io, self, self._root)
         self.trailing = self._io.read_bytes_full()
         _ = self.trailing
         if not len(_) == 0:
@@ -128,6 +131,9 @@ class MccacheMessage(KaitaiStruct):
         elif _on == 8:
             pass
             self.body._fetch_instances()
+        elif _on == 9:
+            pass
+            self.body._fetch_instances()
 
     class Ack(KaitaiStruct):
         def __init__(self, _io, _parent=None, _root=None):
@@ -166,6 +172,65 @@ class MccacheMessage(KaitaiStruct):
 
         def _fetch_instances(self):
             pass
+
+
+    class Batch(KaitaiStruct):
+        """Writes of one cache by the sender, in the order it made them: each exactly as the `put`
+        or `delete` it stands for (the version is (`hlc`, the header's `sender_id`)). Senders
+        pack the writes of one event-loop turn into one datagram instead of sending one
+        datagram each; a write too large to share a datagram goes alone as a `put`.
+        """
+        def __init__(self, _io, _parent=None, _root=None):
+            super(MccacheMessage.Batch, self).__init__(_io)
+            self._parent = _parent
+            self._root = _root
+            self._read()
+
+        def _read(self):
+            self.cache = mccache_common.MccacheCommon.Name(self._io)
+            self.num_writes = self._io.read_u2be()
+            if not self.num_writes >= 1:
+                raise kaitaistruct.ValidationLessThanError(1, self.num_writes, self._io, u"/types/batch/seq/1")
+            self.writes = []
+            for i in range(self.num_writes):
+                self.writes.append(MccacheMessage.BatchWrite(self._io, self, self._root))
+
+
+
+        def _fetch_instances(self):
+            pass
+            self.cache._fetch_instances()
+            for i in range(len(self.writes)):
+                pass
+                self.writes[i]._fetch_instances()
+
+
+
+    class BatchWrite(KaitaiStruct):
+        def __init__(self, _io, _parent=None, _root=None):
+            super(MccacheMessage.BatchWrite, self).__init__(_io)
+            self._parent = _parent
+            self._root = _root
+            self._read()
+
+        def _read(self):
+            self.kind = KaitaiStream.resolve_enum(mccache_common.MccacheCommon.EntryKind, self._io.read_u1())
+            _ = self.kind
+            if not  ((int(_) >= 1) and (int(_) <= 2)) :
+                raise kaitaistruct.ValidationExprError(self.kind, self._io, u"/types/batch_write/seq/0")
+            self.key = mccache_common.MccacheCommon.Key(self._io)
+            self.hlc = self._io.read_u8be()
+            self.ttl = self._io.read_u4be()
+            self.value = mccache_common.MccacheCommon.EntryValue(self._io)
+            _ = self.value
+            if not  ((self.kind == mccache_common.MccacheCommon.EntryKind.value) or ( ((_.value_codec == mccache_common.MccacheCommon.ValueCodec.none) and (_.len_value == 0)) )) :
+                raise kaitaistruct.ValidationExprError(self.value, self._io, u"/types/batch_write/seq/4")
+
+
+        def _fetch_instances(self):
+            pass
+            self.key._fetch_instances()
+            self.value._fetch_instances()
 
 
     class ChecksumReply(KaitaiStruct):

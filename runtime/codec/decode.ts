@@ -120,7 +120,7 @@ interface KValue { valueCodec: number; value: Uint8Array }
 
 const OP_NUM: Record<OpName, number> = {
   put: 0x01, delete: 0x02, clear: 0x03, sync_entries: 0x04, metrics_request: 0x05, metrics_reply: 0x06,
-  checksum_request: 0x07, checksum_reply: 0x08, join: 0x40, leave: 0x41, heartbeat: 0x42, nak: 0x43,
+  checksum_request: 0x07, checksum_reply: 0x08, batch: 0x09, join: 0x40, leave: 0x41, heartbeat: 0x42, nak: 0x43,
   ack: 0x44, sync_digest: 0x45, sync_request: 0x46,
 };
 function opCodeOf(name: OpName): number {
@@ -161,6 +161,14 @@ function toMessage(op: OpName, b: Body): Message {
           key: keyOf(e.key), hlc: e.hlc as bigint, originId: e.originId as bigint,
           kind: KIND_BY_NUM.get(e.kind as number) as EntryKind, ttl: e.ttl as number,
           codec: codecOf(e.value), value: (e.value as KValue).value,
+        })),
+      };
+    case 'batch':
+      return {
+        op, cache: nameOf(b.cache),
+        writes: (b.writes as Body[]).map((w) => ({
+          kind: KIND_BY_NUM.get(w.kind as number) as EntryKind, key: keyOf(w.key), hlc: w.hlc as bigint,
+          ttl: w.ttl as number, codec: codecOf(w.value), value: (w.value as KValue).value,
         })),
       };
     case 'metrics_request':

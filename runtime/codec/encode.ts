@@ -18,7 +18,7 @@ import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
 import {
   ENTRY_KINDS, FLAG_ENCRYPTED, HEADER_SIZE, LEAVE_REASONS, MAGIC, MAX_MESSAGE_SIZE, MAX_MTU, MIN_MTU,
   OP_CODES, PROTOCOL_VERSION, SEAL_OVERHEAD, VALUE_CODECS,
-  type Message, type PacketHeader, type PartialMessage, type SyncEntry,
+  type Message, type PacketHeader, type PartialMessage, type SyncEntry, type BatchWrite,
 } from './packet';
 
 const U2_MAX = 0xffff;
@@ -222,6 +222,19 @@ function sizeMessage(msg: Message, lens: number[]): number {
       }
       break;
     }
+    case 'batch': {
+      n = nameSize(msg.cache, 'batch.cache', lens) + 2;
+      const writes = list(msg.writes, U2_MAX, 'batch.writes');
+      if (writes.length === 0) throw invalid('batch.writes', 'must hold at least one write');
+      for (let i = 0; i < writes.length; i++) {
+        try {
+          n += batchWriteSize(writes[i]!, lens);
+        } catch (err) {
+          throw within(err, `batch.writes[${i}]`);
+        }
+      }
+      break;
+    }
     case 'metrics_request':
       n = 8;
       u8(msg.target, 'metrics_request.target');
@@ -361,6 +374,17 @@ function writeMessage(w: Writer, msg: Message): void {
         w.value(e.codec, e.value);
       }
       break;
+    case 'batch':
+      w.str(msg.cache, 1);
+      w.u2(msg.writes.length);
+      for (const x of msg.writes) {
+        w.u1(ENTRY_KINDS[x.kind]);
+        w.str(x.key, 2);
+        w.u8(x.hlc);
+        w.u4(x.ttl);
+        w.value(x.codec, x.value);
+      }
+      break;
     case 'metrics_request':
       w.u8(msg.target);
       break;
@@ -482,6 +506,19 @@ function syncEntrySize(e: SyncEntry, lens: number[]): number {
   u8(e.originId, 'originId');
   if (!Object.hasOwn(ENTRY_KINDS, e.kind)) throw invalid('kind', `unknown entry kind ${String(e.kind)}`);
   u4(e.ttl, 'ttl');
+  return n;
+}
+
+/** One `batch_write`; field names relative to it. */
+function batchWriteSize(x: BatchWrite, lens: number[]): number {
+  if (x === null || typeof x !== 'object') throw invalid('write', 'must be an object');
+  if (!Object.hasOwn(ENTRY_KINDS, x.kind)) throw invalid('kind', `unknown entry kind ${String(x.kind)}`);
+  const n = 1 + keySize(x.key, 'key', lens) + 8 + 4 + valueSize(x.codec, x.value, 'value');
+  u8(x.hlc, 'hlc');
+  u4(x.ttl, 'ttl');
+  if (x.kind === 'tombstone' && (x.codec !== 'none' || x.value.length !== 0)) {
+    throw invalid('value', "a delete (kind 'tombstone') carries no value: codec 'none', 0 bytes");
+  }
   return n;
 }
 

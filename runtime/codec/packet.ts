@@ -14,6 +14,7 @@ export const OP_CODES = {
   metrics_reply: 0x06,
   checksum_request: 0x07,
   checksum_reply: 0x08,
+  batch: 0x09,
   join: 0x40,
   leave: 0x41,
   heartbeat: 0x42,
@@ -27,7 +28,7 @@ export type OpName = keyof typeof OP_CODES;
 /** McCache's three-letter mnemonics, for people reading captures and logs. */
 export const MNEMONICS: Readonly<Record<OpName, string>> = {
   put: 'PUT', delete: 'DEL', clear: 'RST', sync_entries: 'SYE', metrics_request: 'MET', metrics_reply: 'MER',
-  checksum_request: 'INQ', checksum_reply: 'INR', join: 'NEW', leave: 'BYE', heartbeat: 'HBT', nak: 'NAK',
+  checksum_request: 'INQ', checksum_reply: 'INR', batch: 'BAT', join: 'NEW', leave: 'BYE', heartbeat: 'HBT', nak: 'NAK',
   ack: 'ACK', sync_digest: 'SYC', sync_request: 'REQ',
 };
 
@@ -99,6 +100,15 @@ export interface SyncEntry extends EntryValue {
   ttl: number;
 }
 
+/** One write of a `batch`: a put (`kind` value) or a delete (`kind` tombstone, empty value). */
+export interface BatchWrite extends EntryValue {
+  kind: EntryKind;
+  key: string;
+  hlc: bigint;
+  /** As in `put`: ms, 0 = the receiving cache's default; 0 for a delete. */
+  ttl: number;
+}
+
 export interface SeqRange {
   first: number;
   last: number;
@@ -122,6 +132,7 @@ export type Message =
   | { op: 'delete'; cache: string; key: string; hlc: bigint }
   | { op: 'clear'; cache: string; hlc: bigint }
   | { op: 'sync_entries'; cache: string; replyTo: bigint; entries: SyncEntry[] }
+  | { op: 'batch'; cache: string; writes: BatchWrite[] }
   | { op: 'metrics_request'; target: bigint }
   | { op: 'metrics_reply'; requestSender: bigint; requestSeq: number; codec: ValueCodec; report: Uint8Array }
   | { op: 'checksum_request'; target: bigint; cache: string }
