@@ -22,6 +22,12 @@ export const ErrorCode = {
   CLOSED: 'MCCACHE_ERR_CLOSED',
   /** This process sealed 2^32 - 1 datagrams, as many as its nonce id allows; restart it. */
   NONCE_EXHAUSTED: 'MCCACHE_ERR_NONCE_EXHAUSTED',
+  // A sealed datagram that `mccache decode --key` cannot open; shown, never thrown. A node
+  // drops and counts the same datagrams as 'auth_failed' and 'unknown_key_id'.
+  /** The GCM tag does not match: forged, tampered (header or fragment), or sealed with another key. */
+  AUTH_FAILED: 'MCCACHE_ERR_AUTH_FAILED',
+  /** The header's key_id is not the id of the key given (MCCACHE_CRYPTO_KEY is key id 1). */
+  UNKNOWN_KEY_ID: 'MCCACHE_ERR_UNKNOWN_KEY_ID',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

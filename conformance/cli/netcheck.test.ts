@@ -1,8 +1,11 @@
 /**
  * `mccache netcheck HOST` (runtime/cli/netcheck.ts): HOST validation, tracepath and ping
- * parsing with fake tools, and one real probe of 127.0.0.1 only (never another host) with
- * whatever tool this machine has (exit 3 and the install message when it has none).
+ * parsing with fake tools, and real probes of 127.0.0.1 only (never another host): with
+ * whatever tool this machine has (exit 3 and the install message when it has none), and with
+ * tracepath itself (Debian iputils-tracepath, which `make test` installs), whose figures for
+ * the loopback interface are known.
  */
+import * as fs from 'node:fs';
 import { expect } from 'chai';
 import { main } from '../../runtime/cli/main';
 import { NETCHECK_EXIT, isValidHost, netcheckCommand, parseTracepath, systemDeps, type NetcheckDeps } from '../../runtime/cli/netcheck';
@@ -77,5 +80,24 @@ describe('cli/netcheck', function () {
     expect(r.code, r.text).to.equal(0);
     expect(r.text).to.include('MCCACHE_PACKET_MTU=65507');
     expect(r.text).to.match(/MCCACHE_MULTICAST_HOPS=[01]\b/);
+  });
+
+  it('with tracepath: 127.0.0.1 is 1 hop away and its path MTU is the loopback MTU capped at 65535', function () {
+    if (!systemDeps.which('tracepath')) {
+      console.log('      skipped: tracepath is not installed (make test apt-installs iputils-tracepath when run as root)');
+      this.skip();
+    }
+    // lo's MTU is 65536 on Linux, but no IPv4 packet exceeds 65535 bytes (16-bit total length),
+    // so tracepath reports pmtu 65535 there.
+    const loMtu = Number(fs.readFileSync('/sys/class/net/lo/mtu', 'utf8').trim());
+    expect(loMtu).to.equal(65536);
+    const pathMtu = Math.min(loMtu, 65535);
+    const r = run(['127.0.0.1']);
+    expect(r.code, r.text).to.equal(NETCHECK_EXIT.OK);
+    expect(r.text.split('\n')).to.deep.equal([
+      `netcheck 127.0.0.1 (tracepath -n): path MTU ${pathMtu}, hops 1`,
+      'MCCACHE_PACKET_MTU=65507', // 65535 - 28, the largest UDP payload over IPv4
+      'MCCACHE_MULTICAST_HOPS=1',
+    ]);
   });
 });

@@ -1,29 +1,29 @@
 /**
- * `mccache decode --live [--json] [--count N] [--seconds S]`: listens on the group and port of
- * the environment (MCCACHE_MULTICAST_IP, MCCACHE_MULTICAST_HOPS; hops 0 = interface 127.0.0.1)
- * and prints each datagram received as `mccache decode FILE` prints a capture's, then the
- * per-sender summaries.
+ * `mccache decode --live [--json] [--count N] [--seconds S] [--key KEY]`: listens on the group
+ * and port of the environment (MCCACHE_MULTICAST_IP, MCCACHE_MULTICAST_HOPS; hops 0 = interface
+ * 127.0.0.1) and prints each datagram received as `mccache decode FILE` prints a capture's, then
+ * the per-sender summaries. With --key (or MCCACHE_CRYPTO_KEY) sealed datagrams are opened.
  *
  * PASSIVE: the socket binds the group port with SO_REUSEADDR and joins the group, and never
  * sends anything, so the nodes never see the listener as a member.
  *
  * Stops after N datagrams (--count) or S seconds (--seconds), whichever comes first; 10 s when
- * neither is given. Exit codes: 0 every datagram decoded; 1 some was malformed; 2 usage error
- * or the socket could not be opened.
+ * neither is given. Exit codes: 0 every datagram decoded; 1 some was malformed or did not open
+ * with the key; 2 usage error, bad key, or the socket could not be opened.
  */
 import { createSocket } from 'node:dgram';
 import { datagramTree } from './tree';
 import { formatTime } from './pcap';
 import { Summarizer, summaryLines, type Reassembled } from './summary';
-import { decodePacket } from '../codec/decode';
-import type { Packet } from '../codec/packet';
+import type { Sealer } from '../codec/crypto';
+import { decodeKeyOption, summaryPacket } from './unseal';
 import { resolveTransportOptions } from '../transport/udp-options';
 
 export const DEFAULT_LIVE_SECONDS = 10;
 
 /** The record and line formatters of `mccache decode` (main.ts), shared so both print alike. */
 export interface LiveFormat {
-  jsonRecord(bytes: Uint8Array, index: number): Record<string, unknown>;
+  jsonRecord(bytes: Uint8Array, index: number, sealer?: Sealer): Record<string, unknown>;
   reassembledRecord(r: Reassembled): Record<string, unknown>;
   reassembledLine(r: Reassembled): string;
 }
@@ -38,13 +38,20 @@ export interface LiveOptions {
 
 export async function decodeLive(args: string[], out: (s: string) => void, fmt: LiveFormat, opts: LiveOptions = {}): Promise<number> {
   let json = false;
+  let key: string | undefined;
   let count: number | undefined;
   let seconds: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--live') continue;
     if (a === '--json') json = true;
-    else if (a === '--count' || a === '--seconds') {
+    else if (a === '--key') {
+      key = args[++i];
+      if (key === undefined) {
+        out('mccache decode: --key needs a value: the base64 of 32 bytes, as in MCCACHE_CRYPTO_KEY');
+        return 2;
+      }
+    } else if (a === '--count' || a === '--seconds') {
       const v = args[++i];
       const n = v !== undefined && /^[0-9]{1,9}(\.[0-9]+)?$/.test(v) ? Number(v) : NaN;
       if (a === '--count' ? !(Number.isInteger(n) && n >= 1) : !(n > 0 && n <= 86_400)) {
@@ -54,11 +61,14 @@ export async function decodeLive(args: string[], out: (s: string) => void, fmt: 
       if (a === '--count') count = n;
       else seconds = n;
     } else {
-      out(`mccache decode --live: unknown argument ${JSON.stringify(a)}\nusage: mccache decode --live [--json] [--count N] [--seconds S]`);
+      out(`mccache decode --live: unknown argument ${JSON.stringify(a)}\nusage: mccache decode --live [--json] [--count N] [--seconds S] [--key KEY]`);
       return 2;
     }
   }
   if (count === undefined && seconds === undefined) seconds = DEFAULT_LIVE_SECONDS;
+  const keyed = decodeKeyOption(key, opts.env ?? process.env, json, out);
+  if (keyed === undefined) return 2;
+  const { sealer } = keyed;
   let o;
   try {
     o = resolveTransportOptions({}, opts.env ?? process.env);
@@ -88,7 +98,9 @@ export async function decodeLive(args: string[], out: (s: string) => void, fmt: 
         for (const s of summaries) out(JSON.stringify({ type: 'summary', ...s }));
       } else {
         out('');
-        out(`${shown} UDP datagram(s) on ${destination}, ${bad} malformed, ${summaries.length} sender(s)`);
+        const unopened = summaries.reduce((n, x) => n + x.notOpened, 0);
+        out(`${shown} UDP datagram(s) on ${destination}, ${bad - unopened} malformed`
+          + `${sealer !== undefined ? `, ${unopened} not opened with the key` : ''}, ${summaries.length} sender(s)`);
         for (const s of summaries) out(summaryLines(s).join('\n'));
       }
       resolve(bad > 0 ? 1 : 0);
@@ -107,21 +119,15 @@ export async function decodeLive(args: string[], out: (s: string) => void, fmt: 
       const time = formatTime(secs, (nowMs - secs * 1000) * 1e6);
       const source = `${rinfo.address}:${rinfo.port}`;
       const bytes = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
-      let packet: Packet | undefined;
-      let done: Reassembled | undefined;
-      try {
-        packet = decodePacket(bytes);
-      } catch {
-        // shown below with its error
-      }
-      if (packet) done = summarizer.add(packet, source, nowMs);
+      const s = summaryPacket(bytes, sealer);
+      const done: Reassembled | undefined = s && summarizer.add(s.packet, source, nowMs, s.opened);
       if (json) {
-        const { index: _index, ...rec } = fmt.jsonRecord(bytes, 0);
+        const { index: _index, ...rec } = fmt.jsonRecord(bytes, 0, sealer);
         if (rec['ok'] !== true) bad++;
         const extra = done ? { reassembled: fmt.reassembledRecord(done) } : {};
         out(JSON.stringify({ type: 'datagram', packet: shown, time, source, destination, ...rec, ...extra }));
       } else {
-        const t = datagramTree(bytes);
+        const t = datagramTree(bytes, sealer);
         if (!t.ok) bad++;
         out(`packet ${shown}  ${time}  ${source} -> ${destination}`);
         out(t.lines.join('\n'));

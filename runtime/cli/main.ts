@@ -4,6 +4,7 @@
  *
  *   mccache decode --hex HEX [--json]     one datagram given as hex (spaces allowed)
  *   mccache decode [--json] < FILE        hex datagrams on stdin, one per line or paragraph
+ *   mccache decode ... --key KEY          also open sealed datagrams (or MCCACHE_CRYPTO_KEY)
  *   mccache testee decode|plan FILE...    the conformance testee (conformance/README.md)
  *   mccache demo                          three local processes sharing a cache
  *   mccache stress [options]              N host-local processes, then a coherence verdict
@@ -12,8 +13,9 @@
  *   mccache netcheck HOST                 path MTU and hops to HOST (tracepath or ping)
  *   mccache --version | --help
  *
- * Exit codes: 0 every datagram decoded; 1 at least one was malformed (each is still shown) or
- * the capture is cut short; 2 usage error or unreadable file.
+ * Exit codes: 0 every datagram decoded; 1 at least one was malformed or, with a key, did not
+ * open (each is still shown), or the capture is cut short; 2 usage error, bad key or unreadable
+ * file.
  */
 import * as fs from 'node:fs';
 import { datagramTree } from './tree';
@@ -23,9 +25,11 @@ import { main as testeeMain } from './testee';
 import { dissectorCommand } from './dissector';
 import { decodeLive, type LiveOptions } from './live';
 import { netcheckCommand } from './netcheck';
+import { decodeKeyOption, summaryPacket, unseal } from './unseal';
+import type { Sealer } from '../codec/crypto';
 import { canonicalTree } from '../codec/canonical';
 import { decodePacket, sniffProtocol } from '../codec/decode';
-import { MNEMONICS, OP_CODES, type Packet } from '../codec/packet';
+import { FLAG_ENCRYPTED, MNEMONICS, OP_CODES } from '../codec/packet';
 import { MalformedPacketError } from '../errors';
 
 const USAGE = `usage: mccache <command>
@@ -39,22 +43,31 @@ const USAGE = `usage: mccache <command>
   testee decode|plan FILE...  conformance testee (see conformance/README.md)
   demo                        three local processes sharing a cache (host-local multicast)
   stress [--nodes N] [--keys K] [--aperture S | --rate R] [--duration S] [--drop P]
-                              [--size-mix 1|2|3] [--seed N] [--settle S]: N host-local
-                              processes write at random, then a strict coherence verdict
-                              (exit 0 coherent, 1 incoherent; see mccache stress --help)
+                              [--size-mix 1|2|3] [--seed N] [--settle S] [--report FILE.html]:
+                              N host-local processes write at random, then a strict coherence
+                              verdict (exit 0 coherent, 1 incoherent; see mccache stress --help)
   dissector [--port N]        print a Wireshark Lua dissector for UDP port N (default 4000)
   decode --live [--json] [--count N] [--seconds S]
                               join the group of MCCACHE_MULTICAST_IP / MCCACHE_MULTICAST_HOPS
                               passively (never sends) and decode what arrives, until N datagrams
                               or S seconds (default 10 s), then a summary per sender
+  decode ... --key KEY        with any decode above: open sealed (encrypted) datagrams with KEY,
+                              the base64 of 32 bytes as in MCCACHE_CRYPTO_KEY (which is used
+                              when --key is absent; it keeps the key out of the process list);
+                              a datagram the key does not open is shown with its error code
+                              (MCCACHE_ERR_AUTH_FAILED, MCCACHE_ERR_UNKNOWN_KEY_ID)
   netcheck HOST               path MTU and hop count to HOST (tracepath, else ping) and the
                               suggested MCCACHE_PACKET_MTU / MCCACHE_MULTICAST_HOPS; exit 3 when
                               neither tool is installed, 1 when the probe fails, 2 bad HOST
 
-Exit codes: 0 all decoded, 1 some datagram was malformed or the capture is cut short (the
-packets before the cut are still decoded), 2 usage error or unreadable file (not a capture).`;
+Exit codes: 0 all decoded, 1 some datagram was malformed or did not open with the key, or the
+capture is cut short (the packets before the cut are still decoded), 2 usage error, bad key or
+unreadable file (not a capture).`;
 
-export function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): number {
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** `env` is read for MCCACHE_CRYPTO_KEY by `decode`. */
+export function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n'), env: Env = process.env): number {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'decode':
@@ -62,7 +75,7 @@ export function main(argv: string[], out: (s: string) => void = (s) => process.s
         out('mccache decode --live is asynchronous: call mainAsync()');
         return 2;
       }
-      return decodeCommand(rest, out);
+      return decodeCommand(rest, out, env);
     case 'netcheck':
       return netcheckCommand(rest, out);
     case 'testee':
@@ -98,11 +111,12 @@ export async function mainAsync(argv: string[], out: (s: string) => void = (s) =
   if (argv[0] === 'decode' && argv.includes('--live')) {
     return decodeLive(argv.slice(1), out, { jsonRecord, reassembledRecord, reassembledLine }, live);
   }
-  return main(argv, out);
+  return main(argv, out, live.env);
 }
 
-function decodeCommand(args: string[], out: (s: string) => void): number {
+function decodeCommand(args: string[], out: (s: string) => void, env: Env): number {
   let json = false;
+  let key: string | undefined;
   let hex: string | undefined;
   let file: string | undefined;
   let port: number | undefined;
@@ -113,6 +127,12 @@ function decodeCommand(args: string[], out: (s: string) => void): number {
       hex = args[++i];
       if (hex === undefined) {
         out('mccache decode: --hex needs a value');
+        return 2;
+      }
+    } else if (a === '--key') {
+      key = args[++i];
+      if (key === undefined) {
+        out('mccache decode: --key needs a value: the base64 of 32 bytes, as in MCCACHE_CRYPTO_KEY');
         return 2;
       }
     } else if (a === '--port') {
@@ -137,7 +157,10 @@ function decodeCommand(args: string[], out: (s: string) => void): number {
     out('mccache decode: --port applies to a capture FILE only');
     return 2;
   }
-  if (file !== undefined) return decodeCapture(file, json, port, out);
+  const opened = decodeKeyOption(key, env, json, out);
+  if (opened === undefined) return 2;
+  const { sealer } = opened;
+  if (file !== undefined) return decodeCapture(file, json, port, out, sealer);
   const inputs = hex !== undefined ? [hex] : splitHex(fs.readFileSync(0, 'utf8'));
   let bad = 0;
   inputs.forEach((h, i) => {
@@ -149,10 +172,11 @@ function decodeCommand(args: string[], out: (s: string) => void): number {
     }
     const bytes = Uint8Array.from(Buffer.from(clean, 'hex'));
     if (json) {
-      out(JSON.stringify(jsonRecord(bytes, i)));
-      try { decodePacket(bytes); } catch { if (sniffProtocol(bytes) !== 'python-v0') bad++; }
+      const rec = jsonRecord(bytes, i, sealer);
+      out(JSON.stringify(rec));
+      if (rec['ok'] !== true && rec['protocol'] !== 'python-v0') bad++;
     } else {
-      const t = datagramTree(bytes);
+      const t = datagramTree(bytes, sealer);
       if (!t.ok) bad++;
       out(t.lines.join('\n'));
     }
@@ -160,7 +184,12 @@ function decodeCommand(args: string[], out: (s: string) => void): number {
   return bad > 0 ? 1 : 0;
 }
 
-function jsonRecord(bytes: Uint8Array, index: number): Record<string, unknown> {
+/**
+ * The canonical record of one datagram. With `sealer`, a sealed datagram that opens carries
+ * `decrypted: { key_id, nonce_count }` and its decrypted message under `value.message`; one that
+ * does not open is `ok: false` with its code (the header still under `value.datagram`).
+ */
+function jsonRecord(bytes: Uint8Array, index: number, sealer?: Sealer): Record<string, unknown> {
   const proto = sniffProtocol(bytes);
   if (proto === 'python-v0') {
     try {
@@ -172,6 +201,12 @@ function jsonRecord(bytes: Uint8Array, index: number): Record<string, unknown> {
   try {
     const p = decodePacket(bytes);
     const datagram = canonicalTree('datagram', bytes);
+    if (sealer !== undefined && (p.header.flags & FLAG_ENCRYPTED) !== 0) {
+      const u = unseal(bytes, p, sealer);
+      if (!u.ok) return { index, protocol: 'v1', ok: false, value: { datagram, message: null }, error: { code: u.code, offset: u.offset ?? null, field: u.field ?? null } };
+      const message = u.packet.message ? canonicalTree('message', u.plaintext, bytes[3]) : null;
+      return { index, protocol: 'v1', ok: true, decrypted: { key_id: u.keyId, nonce_count: u.nonceCount }, value: { datagram, message } };
+    }
     const message = p.message ? canonicalTree('message', p.fragment, bytes[3]) : null;
     return { index, protocol: 'v1', ok: true, value: { datagram, message } };
   } catch (err) {
@@ -181,7 +216,7 @@ function jsonRecord(bytes: Uint8Array, index: number): Record<string, unknown> {
 }
 
 /** `mccache decode FILE`: every UDP datagram of a capture, then the per-sender summaries. */
-function decodeCapture(file: string, json: boolean, port: number | undefined, out: (s: string) => void): number {
+function decodeCapture(file: string, json: boolean, port: number | undefined, out: (s: string) => void, sealer: Sealer | undefined): number {
   let capture;
   try {
     capture = readCapture(fs.readFileSync(file));
@@ -209,21 +244,15 @@ function decodeCapture(file: string, json: boolean, port: number | undefined, ou
     const time = formatTime(d.seconds, d.nanos);
     const source = `${d.src}:${d.srcPort}`;
     const destination = `${d.dst}:${d.dstPort}`;
-    let packet: Packet | undefined;
-    let done: Reassembled | undefined;
-    try {
-      packet = decodePacket(d.payload);
-    } catch {
-      // shown below with its error
-    }
-    if (packet) done = summarizer.add(packet, source, d.seconds * 1000 + d.nanos / 1e6);
+    const s = summaryPacket(d.payload, sealer);
+    const done: Reassembled | undefined = s && summarizer.add(s.packet, source, d.seconds * 1000 + d.nanos / 1e6, s.opened);
     if (json) {
-      const { index: _index, ...rec } = jsonRecord(d.payload, 0);
+      const { index: _index, ...rec } = jsonRecord(d.payload, 0, sealer);
       if (rec.ok !== true) bad++;
       const extra = done ? { reassembled: reassembledRecord(done) } : {};
       out(JSON.stringify({ type: 'datagram', packet: d.packet, time, source, destination, ...rec, ...extra }));
     } else {
-      const t = datagramTree(d.payload);
+      const t = datagramTree(d.payload, sealer);
       if (!t.ok) bad++;
       out(`packet ${d.packet}  ${time}  ${source} -> ${destination}`);
       out(t.lines.join('\n'));
@@ -235,7 +264,9 @@ function decodeCapture(file: string, json: boolean, port: number | undefined, ou
     for (const s of summaries) out(JSON.stringify({ type: 'summary', ...s }));
   } else {
     out('');
-    out(`${shown} UDP datagram(s)${port !== undefined ? ` on port ${port}` : ''}, ${bad} malformed, ${capture.notes.length} frame(s) skipped, ${summaries.length} sender(s)`);
+    const unopened = summaries.reduce((n, x) => n + x.notOpened, 0);
+    out(`${shown} UDP datagram(s)${port !== undefined ? ` on port ${port}` : ''}, ${bad - unopened} malformed`
+      + `${sealer !== undefined ? `, ${unopened} not opened with the key` : ''}, ${capture.notes.length} frame(s) skipped, ${summaries.length} sender(s)`);
     for (const s of summaries) out(summaryLines(s).join('\n'));
   }
   if (capture.truncated) {
@@ -256,6 +287,7 @@ function reassembledLine(r: Reassembled): string {
   const head = `  reassembled: ${MNEMONICS[r.op]} (${r.op}) message ${r.msgSeq} of sender ${r.senderId}, ${r.bytes.length} bytes`;
   if (r.error !== undefined) return `${head}: !! malformed: ${r.error}`;
   const m = r.message;
+  if (m?.op === 'batch') return `${head}: cache ${JSON.stringify(m.cache)}, ${m.writes.length} writes, keys ${m.writes.map((w) => JSON.stringify(w.key)).join(' ')}`;
   return m && (m.op === 'put' || m.op === 'delete') ? `${head}: cache ${JSON.stringify(m.cache)} key ${JSON.stringify(m.key)}` : head;
 }
 

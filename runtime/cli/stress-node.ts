@@ -9,10 +9,12 @@
  *
  * Messages to the parent: { type: 'ready' } once it sees the other members; while writing,
  * { type: 'tick', ops, stats } once a second; and one reply per command, { type: <cmd>, ... }:
- *   write { until, maxOps }  random sets (80 %) and deletes (20 %) of keys k0..k<keys-1>, a mean
+ *   write { startAt, until, maxOps }
+ *                            random sets (80 %) and deletes (20 %) of keys k0..k<keys-1>, a mean
  *                            pause of apertureMs between ops, until the wall instant `until`
  *                            (performance.timeOrigin + performance.now(): one clock on a host)
- *                            or maxOps
+ *                            or maxOps; replies with the ops done in each second since the
+ *                            wall instant `startAt` (opsPerSecond)
  *   report                   entries (key, version, value checksum), Cache.checksum(), the
  *                            put-to-visible latencies seen here (from 'remote-set' events) and
  *                            transport figures
@@ -31,7 +33,7 @@ interface Config {
   fakeDivergence: boolean;
 }
 
-type Command = { cmd: 'write'; until: number; maxOps: number } | { cmd: 'report' } | { cmd: 'exit' };
+type Command = { cmd: 'write'; startAt: number; until: number; maxOps: number } | { cmd: 'report' } | { cmd: 'exit' };
 
 interface Value { w: number; n: number; at: number; pad: string }
 
@@ -80,9 +82,15 @@ async function write(c: Extract<Command, { cmd: 'write' }>): Promise<object> {
   const t0 = performance.now();
   let nextTick = t0 + 1000;
   const counts = { set: 0, delete: 0 };
+  // Bounded: one slot per second from startAt to until (at most an hour, as --duration).
+  const opsPerSecond = new Array<number>(Math.min(3600, Math.max(1, Math.ceil((c.until - c.startAt) / 1000)))).fill(0);
   while (ops < c.maxOps && wallNow() < c.until) {
     // Paced: the ops owed by now at `rate` (at most 50 per turn of the event loop), then a pause.
     const owed = Math.min(50, Math.floor(((performance.now() - t0) * rate) / 1000) - ops);
+    if (owed > 0) {
+      const second = Math.min(opsPerSecond.length - 1, Math.max(0, Math.floor((wallNow() - c.startAt) / 1000)));
+      opsPerSecond[second]! += Math.min(owed, c.maxOps - ops);
+    }
     for (let b = 0; b < owed && ops < c.maxOps; b++, ops++) {
       const key = `k${Math.floor(rng() * cfg.keys)}`;
       if (rng() < 0.8) {
@@ -102,7 +110,7 @@ async function write(c: Extract<Command, { cmd: 'write' }>): Promise<object> {
     const pause = Math.min(cfg.apertureMs, 50) * rng() * 2;
     await new Promise((r) => setTimeout(r, Math.max(1, pause)));
   }
-  return { ops, counts };
+  return { ops, counts, opsPerSecond };
 }
 
 function report(): object {

@@ -12,10 +12,17 @@
  * and a random 239.255.x.y group and high port chosen here; the user's MCCACHE_* settings are
  * not passed on, so no packet leaves the machine and two runs never meet.
  *
- * Exit codes: 0 coherent, 1 incoherent (or a node failed), 2 usage error.
+ * With --report FILE.html it also writes a self-contained HTML report (runtime/cli/stress-report.ts):
+ * the verdict, the parameters, latency percentiles and distribution, throughput per second, and
+ * the send queues and NAKs per second. The file is written even when the run fails.
+ *
+ * Exit codes: 0 coherent, 1 incoherent (or a node failed, or the report could not be written at
+ * the end), 2 usage error (a --report file that cannot be written is found before the run).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import { extname, join } from 'node:path';
+import { stressReportHtml, type StressReport, type StressSecond } from './stress-report';
 
 export const STRESS_USAGE = `usage: mccache stress [options]
 
@@ -31,6 +38,9 @@ export const STRESS_USAGE = `usage: mccache stress [options]
   --seed N             random seed of the workload (default 1; env TEST_RANDOM_SEED)
   --settle SECONDS     longest wait for the cluster to go quiet and agree after the writes
                        (default 20)
+  --report FILE.html   also write a self-contained HTML report there (no scripts, fonts or
+                       URLs; inline SVG charts): verdict, parameters, latency percentiles and
+                       distribution, ops/s per second, send queues and NAKs per second
 
 Host-local by design: the nodes use 127.0.0.1 with TTL 0 and a random 239.255.x.y group and
 high port of this run (any MCCACHE_MULTICAST_IP in the environment is ignored), so no packet
@@ -46,6 +56,8 @@ export interface StressOptions {
   sizeMix: 1 | 2 | 3;
   seed: number;
   settleMs: number;
+  /** Where to write the HTML report (--report), or undefined. */
+  report: string | undefined;
   fakeDivergence: boolean;
 }
 
@@ -69,7 +81,7 @@ function num(name: string, raw: string | undefined, min: number, max: number, in
 export function parseStressOptions(args: string[], env: NodeJS.ProcessEnv = process.env): StressOptions {
   const flags = new Map<string, string | undefined>();
   let fakeDivergence = false;
-  const valued = ['--nodes', '--keys', '--aperture', '--rate', '--duration', '--drop', '--size-mix', '--seed', '--settle'];
+  const valued = ['--nodes', '--keys', '--aperture', '--rate', '--duration', '--drop', '--size-mix', '--seed', '--settle', '--report'];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const eq = a.indexOf('=');
@@ -88,6 +100,10 @@ export function parseStressOptions(args: string[], env: NodeJS.ProcessEnv = proc
     return p === undefined ? def : num(p[0], p[1], min, max, integer);
   };
   if (flags.has('--aperture') && flags.has('--rate')) throw new UsageError('--aperture and --rate exclude each other');
+  const report = flags.get('--report');
+  if (flags.has('--report') && (report === undefined || report.trim() === '' || report.startsWith('-'))) {
+    throw new UsageError('--report needs a file name (FILE.html)');
+  }
   let apertureMs: number;
   if (flags.has('--rate')) apertureMs = 1000 / num('--rate', flags.get('--rate'), 0.01, 100_000, false);
   else apertureMs = 1000 * get('--aperture', ['TEST_APERTURE'], 0.05, 0.00001, 100, false);
@@ -104,6 +120,7 @@ export function parseStressOptions(args: string[], env: NodeJS.ProcessEnv = proc
     sizeMix: get('--size-mix', ['TEST_DATA_SIZE_MIX'], 1, 1, 3, true) as 1 | 2 | 3,
     seed: get('--seed', ['TEST_RANDOM_SEED'], 1, 0, 2 ** 31 - 1, true),
     settleMs: 1000 * get('--settle', [], 20, 0.5, 600, false),
+    report,
     fakeDivergence,
   };
 }
@@ -208,6 +225,21 @@ export async function runStress(o: StressOptions, out: (s: string) => void): Pro
   const rate = 1000 / o.apertureMs;
   out(`stress: ${o.nodes} nodes on host-local ${group}:${port} (TTL 0), ${o.keys} keys, ${rate.toFixed(1)} ops/s per node, ` +
     `${(o.durationMs / 1000).toFixed(1)} s, drop ${o.drop} %, size mix ${o.sizeMix}, seed ${o.seed}`);
+  // What the report shows; filled as the run goes, written in `finally` whatever happened.
+  const report: StressReport = {
+    parameters: [
+      ['nodes', String(o.nodes)], ['keys', String(o.keys)], ['ops/s per node', rate.toFixed(1)],
+      ['duration (s)', (o.durationMs / 1000).toFixed(1)], ['drop (%)', String(o.drop)], ['size mix', String(o.sizeMix)],
+      ['seed', String(o.seed)], ['settle (s)', (o.settleMs / 1000).toFixed(1)], ['group', `${group}:${port} (host-local, TTL 0)`],
+    ],
+    startedAt: new Date().toISOString(),
+    node: process.version,
+    verdict: { coherent: false, line: 'verdict: INCOHERENT: the run did not complete', details: [] },
+    latency: { sortedMs: [], line: '', p50: '-', p90: '-', p99: '-', max: '-' },
+    opsPerSecond: [],
+    seconds: [],
+    totals: { ops: 0, writeSeconds: '-', drain: '-', naks: 0, retransmits: 0, dropped: 0 },
+  };
   const nodes = Array.from({ length: o.nodes }, (_v, i) => new StressNode(i, o, env));
   let progress: NodeJS.Timeout | undefined;
   let code = 1;
@@ -219,6 +251,7 @@ export async function runStress(o: StressOptions, out: (s: string) => void): Pro
     const maxOps = Math.ceil(rate * (o.durationMs / 1000) * 1.2) + 100;
     let lastOps = 0;
     let sec = 0;
+    const last = { naksSent: 0, retransmits: 0, tantrumDropped: 0 };
     progress = setInterval(() => {
       sec++;
       const ops = nodes.reduce((s, n) => s + n.tick.ops, 0);
@@ -226,12 +259,24 @@ export async function runStress(o: StressOptions, out: (s: string) => void): Pro
       out(`  ${String(sec).padStart(3)} s  ops/s ${String(ops - lastOps).padStart(6)}  pending ${sum('pending')}  unacked ${sum('unackedMessages')}` +
         `  NAKs ${sum('naksSent')}  retransmits ${sum('retransmits')}  dropped ${sum('tantrumDropped')}`);
       lastOps = ops;
+      const second: StressSecond = {
+        pending: sum('pending'), unacked: sum('unackedMessages'), naks: sum('naksSent') - last.naksSent,
+        retransmits: sum('retransmits') - last.retransmits, dropped: sum('tantrumDropped') - last.tantrumDropped,
+      };
+      for (const f of ['naksSent', 'retransmits', 'tantrumDropped'] as const) last[f] = sum(f);
+      report.seconds.push(second);
     }, 1000);
-    const writes = await Promise.all(nodes.map((n) => n.request({ cmd: 'write', until, maxOps }, o.durationMs + REPLY_TIMEOUT_MS)));
+    const writes = await Promise.all(nodes.map((n) => n.request({ cmd: 'write', startAt: t0, until, maxOps }, o.durationMs + REPLY_TIMEOUT_MS)));
     clearInterval(progress);
     const writesEnd = wallNow();
     const totalOps = writes.reduce((s, w) => s + Number(w['ops']), 0);
-    out(`stress: writes done: ${totalOps} ops in ${((writesEnd - t0) / 1000).toFixed(1)} s; waiting up to ${(o.settleMs / 1000).toFixed(1)} s for quiescence`);
+    const writeSeconds = ((writesEnd - t0) / 1000).toFixed(1);
+    for (const w of writes) {
+      (w['opsPerSecond'] as number[]).forEach((c, i) => { report.opsPerSecond[i] = (report.opsPerSecond[i] ?? 0) + c; });
+    }
+    report.totals.ops = totalOps;
+    report.totals.writeSeconds = writeSeconds;
+    out(`stress: writes done: ${totalOps} ops in ${writeSeconds} s; waiting up to ${(o.settleMs / 1000).toFixed(1)} s for quiescence`);
 
     // Quiescence: every node quiet (nothing pending or unacknowledged) and every report identical.
     let reports: Report[] = [];
@@ -248,23 +293,34 @@ export async function runStress(o: StressOptions, out: (s: string) => void): Pro
     const drainMs = wallNow() - writesEnd;
     const lat = reports.flatMap((x) => x.latencies).sort((a, b) => a - b);
     const f = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(1));
-    out(`put-to-visible latency (ms, ${lat.length} remote sets): p50 ${f(percentile(lat, 50))}  p90 ${f(percentile(lat, 90))}` +
-      `  p99 ${f(percentile(lat, 99))}  max ${f(percentile(lat, 100))}`);
-    out(`drain time: ${(drainMs / 1000).toFixed(2)} s${quiet ? '' : ' (still not quiet)'}`);
+    const latency = { p50: f(percentile(lat, 50)), p90: f(percentile(lat, 90)), p99: f(percentile(lat, 99)), max: f(percentile(lat, 100)) };
+    const latencyLine = `put-to-visible latency (ms, ${lat.length} remote sets): p50 ${latency.p50}  p90 ${latency.p90}` +
+      `  p99 ${latency.p99}  max ${latency.max}`;
+    out(latencyLine);
+    report.latency = { sortedMs: lat, line: latencyLine, ...latency };
+    const drain = `${(drainMs / 1000).toFixed(2)} s${quiet ? '' : ' (still not quiet)'}`;
+    out(`drain time: ${drain}`);
     const retr = reports.reduce((s, x) => s + x.stats.retransmits, 0);
     const naks = reports.reduce((s, x) => s + x.stats.naksSent, 0);
-    out(`totals: NAKs ${naks}, retransmits ${retr}, dropped on purpose ${reports.reduce((s, x) => s + x.stats.tantrumDropped, 0)}`);
+    const dropped = reports.reduce((s, x) => s + x.stats.tantrumDropped, 0);
+    out(`totals: NAKs ${naks}, retransmits ${retr}, dropped on purpose ${dropped}`);
+    Object.assign(report.totals, { drain, naks, retransmits: retr, dropped });
     if (diffs.length === 0) {
-      out(`verdict: COHERENT: ${o.nodes} nodes hold identical ${reports[0]!.entries.length} entries (keys, versions, values), checksum ${reports[0]!.checksum}`);
+      const line = `verdict: COHERENT: ${o.nodes} nodes hold identical ${reports[0]!.entries.length} entries (keys, versions, values), checksum ${reports[0]!.checksum}`;
+      out(line);
+      report.verdict = { coherent: true, line, details: [] };
       code = 0;
     } else {
       for (const d of diffs) out(`  ${d}`);
-      out(`verdict: INCOHERENT: the ${o.nodes} nodes do not hold identical entries after ${(drainMs / 1000).toFixed(1)} s`);
+      const line = `verdict: INCOHERENT: the ${o.nodes} nodes do not hold identical entries after ${(drainMs / 1000).toFixed(1)} s`;
+      out(line);
+      report.verdict = { coherent: false, line, details: diffs };
       code = 1;
     }
   } catch (err) {
     out(`stress: FAILED: ${(err as Error).message}`);
-    out('verdict: INCOHERENT: the run did not complete');
+    out(report.verdict.line);
+    report.verdict.details = [`stress: FAILED: ${(err as Error).message}`];
     code = 1;
   } finally {
     if (progress) clearInterval(progress);
@@ -274,6 +330,15 @@ export async function runStress(o: StressOptions, out: (s: string) => void): Pro
     const killer = setTimeout(() => nodes.forEach((n) => n.kill()), 5000);
     await Promise.all(nodes.map((n) => n.exited));
     clearTimeout(killer);
+    if (o.report !== undefined) {
+      try {
+        fs.writeFileSync(o.report, stressReportHtml(report));
+        out(`report: ${o.report}`);
+      } catch (err) {
+        out(`mccache stress: --report ${o.report}: cannot write the report: ${(err as Error).message}`);
+        code = 1;
+      }
+    }
   }
   return code;
 }
@@ -291,6 +356,15 @@ export function stressCommand(args: string[], out: (s: string) => void): number 
     if (!(err instanceof UsageError)) throw err;
     out(`mccache stress: ${err.message}\n\n${STRESS_USAGE}`);
     return 2;
+  }
+  if (o.report !== undefined) {
+    // Fail before the run, not after it: the file must be writable (created empty if new).
+    try {
+      fs.closeSync(fs.openSync(o.report, 'a'));
+    } catch (err) {
+      out(`mccache stress: --report ${o.report}: cannot write: ${(err as Error).message}`);
+      return 2;
+    }
   }
   runStress(o, out).then((code) => { process.exitCode = code; }, (err: unknown) => {
     out(`mccache stress: ${String(err)}`);

@@ -4,12 +4,13 @@
  *
  * - `messages`: messages by op mnemonic. A sequenced message is counted once however many copies
  *   (retransmissions) were captured; a fragmented one once it is reassembled. Sealed datagrams
- *   cannot be opened here and are counted under `sealed` instead.
+ *   count as their message when the decoder opened them with its key (`decrypted`), else under
+ *   `sealed` (and `notOpened` when the key did not open them).
  * - `gaps`: sequence numbers skipped between the sequenced datagrams seen (from the first seen
  *   on), as ranges; a gap later filled by a retransmission is still listed.
  * - `naks`: NAK messages the sender sent; `retransmissions`: datagrams with the retransmission flag.
  * - `reassembled`: fragmented messages completed from their fragments.
- * - `keys`: the cache keys of its PUT and DEL messages, in order of sequence number first seen.
+ * - `keys`: the cache keys of its PUT and DEL messages and BAT writes, in order of sequence number first seen.
  */
 import { decodeMessage } from '../codec/decode';
 import { Reassembler } from '../codec/reassembler';
@@ -24,7 +25,12 @@ export interface SenderSummary {
   sources: string[];
   datagrams: number;
   messages: Record<string, number>;
+  /** Sealed messages not opened (no key, or the key did not open them). */
   sealed: number;
+  /** Sealed datagrams opened with the decoder's key. */
+  decrypted: number;
+  /** Sealed datagrams the decoder's key did not open (authentication failed, other key id). */
+  notOpened: number;
   gaps: SeqRange[];
   naks: number;
   retransmissions: number;
@@ -48,8 +54,10 @@ export class Summarizer {
   /**
    * Counts one decoded datagram captured at `timeMs` from `source`. Returns the message it
    * completed when it was the last missing fragment of a fragmented plaintext message.
+   * `opened` says what the decoder's key did with a sealed datagram: true, `packet` is the
+   * decrypted one (runtime/cli/unseal.ts); false, it did not open; undefined, no key.
    */
-  add(packet: Packet, source: string, timeMs: number): Reassembled | undefined {
+  add(packet: Packet, source: string, timeMs: number, opened?: boolean): Reassembled | undefined {
     const h = packet.header;
     const st = this.#state(h.senderId);
     const s = st.summary;
@@ -63,8 +71,13 @@ export class Summarizer {
       if (st.counted.has(h.msgSeq)) return undefined; // a copy of a message already counted
     }
     if ((h.flags & FLAG_ENCRYPTED) !== 0) {
-      if (h.fragIndex === 0) s.sealed++;
-      return undefined;
+      if (opened === true) {
+        s.decrypted++;
+      } else {
+        if (opened === false) s.notOpened++;
+        if (h.fragIndex === 0) s.sealed++;
+        return undefined;
+      }
     }
     if (packet.message) {
       this.#count(st, h.op, h.msgSeq, packet.message);
@@ -92,7 +105,10 @@ export class Summarizer {
     let st = this.#senders.get(id);
     if (st === undefined) {
       st = {
-        summary: { senderId: id.toString(10), sources: [], datagrams: 0, messages: {}, sealed: 0, gaps: [], naks: 0, retransmissions: 0, reassembled: 0, keys: [] },
+        summary: {
+          senderId: id.toString(10), sources: [], datagrams: 0, messages: {}, sealed: 0, decrypted: 0, notOpened: 0,
+          gaps: [], naks: 0, retransmissions: 0, reassembled: 0, keys: [],
+        },
         highest: undefined, counted: new Set(),
       };
       this.#senders.set(id, st);
@@ -107,6 +123,7 @@ export class Summarizer {
     s.messages[mn] = (s.messages[mn] ?? 0) + 1;
     if (m.op === 'nak') s.naks++;
     if (m.op === 'put' || m.op === 'delete') s.keys.push({ op: m.op, cache: m.cache, key: m.key, seq });
+    if (m.op === 'batch') for (const w of m.writes) s.keys.push({ op: w.kind === 'value' ? 'put' : 'delete', cache: m.cache, key: w.key, seq });
   }
 }
 
@@ -117,7 +134,8 @@ export function summaryLines(s: SenderSummary): string[] {
   const gaps = s.gaps.length === 0 ? 'none' : s.gaps.map((g) => (g.first === g.last ? String(g.first) : `${g.first}-${g.last}`)).join(', ');
   const lines = [
     `sender ${s.senderId} (0x${id.toString(16).padStart(16, '0')}) from ${s.sources.join(', ')}`,
-    `  datagrams: ${s.datagrams}${s.sealed ? `, sealed messages: ${s.sealed}` : ''}`,
+    `  datagrams: ${s.datagrams}${s.decrypted ? `, decrypted: ${s.decrypted}` : ''}${s.notOpened ? `, not opened: ${s.notOpened}` : ''}`
+      + `${s.sealed ? `, sealed messages: ${s.sealed}` : ''}`,
     `  messages: ${msgs}`,
     `  sequence gaps: ${gaps}`,
     `  NAKs sent: ${s.naks}, retransmissions: ${s.retransmissions}, messages reassembled: ${s.reassembled}`,

@@ -4,14 +4,20 @@
  * message body under the header when the datagram holds a whole plaintext message. A malformed
  * datagram is shown up to the field that failed, then the error code and offset.
  *
+ * With a key (`mccache decode --key`), a sealed datagram's message is decrypted and shown the
+ * same way, headed "decrypted"; its byte ranges are those of the ciphertext on the wire and its
+ * raw bytes the plaintext (runtime/cli/unseal.ts). One that does not open is shown with its code.
+ *
  * Field names and offsets come from the debug build of the generated parsers (spec/*.ksy), so
  * the tree follows the spec without a hand-written layout.
  */
 import { Debug } from '../codec/generated-modules';
 import { streamOf } from '../codec/kaitai';
 import { decodePacket, decodePythonV0Header, sniffProtocol, snake } from '../codec/decode';
+import type { Sealer } from '../codec/crypto';
 import { FLAG_ENCRYPTED, MNEMONICS, opName } from '../codec/packet';
 import { MalformedPacketError } from '../errors';
+import { PLAINTEXT_OFFSET, unseal } from './unseal';
 
 interface DebugEntry { start?: number; end?: number; ioOffset?: number; enumName?: string; arr?: DebugEntry[] }
 type DebugObject = Record<string, unknown> & { _debug: Record<string, DebugEntry>; _read(): void };
@@ -29,8 +35,11 @@ export interface TreeResult {
   error?: { code: string; offset: number | undefined; field: string | undefined; message: string };
 }
 
-/** The tree of one datagram (McCache v1, or a McCache-for-Python v0 header). */
-export function datagramTree(bytes: Uint8Array): TreeResult {
+/**
+ * The tree of one datagram (McCache v1, or a McCache-for-Python v0 header). With `sealer`, a
+ * sealed datagram is opened and its message shown decrypted.
+ */
+export function datagramTree(bytes: Uint8Array, sealer?: Sealer): TreeResult {
   const lines: string[] = [];
   const proto = sniffProtocol(bytes);
   if (proto === 'python-v0') {
@@ -66,7 +75,34 @@ export function datagramTree(bytes: Uint8Array): TreeResult {
     lines.push(`  message: ${MNEMONICS[h.op]} (${h.op}), ${h.lenMessage} bytes`);
     walk(parseDebug('message', packet.fragment, bytes[3]), bytes, 28, '    ', lines);
   } else if ((h.flags & FLAG_ENCRYPTED) !== 0) {
-    lines.push(`  message: sealed (AES-256-GCM, key id ${h.keyId}); give --key to open it`);
+    if (sealer === undefined) {
+      lines.push(`  message: sealed (AES-256-GCM, key id ${h.keyId}); give --key to open it`);
+      return { lines, ok: true };
+    }
+    const u = unseal(bytes, packet, sealer);
+    if (!u.ok) {
+      const error = { code: u.code, offset: u.offset, field: u.field, message: u.message };
+      if (u.view === undefined) {
+        lines.push(`  !! not opened: ${u.code}: ${u.message}`);
+        return { lines, ok: false, error };
+      }
+      // Opened, but the message inside breaks the spec: shown up to the failure, as in the clear.
+      lines.push(`  message (decrypted; offsets of the ciphertext): ${MNEMONICS[h.op]} (${h.op}), ${h.lenMessage} bytes`);
+      walk(parseDebug('message', u.view.subarray(PLAINTEXT_OFFSET, PLAINTEXT_OFFSET + h.lenMessage), bytes[3]), u.view, PLAINTEXT_OFFSET, '    ', lines);
+      lines.push(`  !! malformed: ${u.code}${u.field ? ` in ${u.field}` : ''}${u.offset !== undefined ? ` at offset ${u.offset}` : ''}`);
+      return { lines, ok: false, error };
+    }
+    const how = `key id ${u.keyId}, nonce count ${u.nonceCount}`;
+    if (u.packet.message) {
+      lines.push(`  message (decrypted: ${how}; offsets of the ciphertext): ${MNEMONICS[h.op]} (${h.op}), ${h.lenMessage} bytes`);
+      walk(parseDebug('message', u.plaintext, bytes[3]), u.view, PLAINTEXT_OFFSET, '    ', lines);
+    } else {
+      const at = `${String(PLAINTEXT_OFFSET).padStart(5)}..${String(PLAINTEXT_OFFSET + u.plaintext.length).padEnd(5)}`;
+      lines.push(`  message (decrypted: ${how}): fragment ${h.fragIndex + 1} of ${h.numFrags} of message ${h.msgSeq} (${h.lenMessage} bytes in all)`);
+      const raw = hex(u.plaintext.subarray(0, 8)) + (u.plaintext.length > 8 ? ' …' : '');
+      lines.push(`${at}     ${'plaintext'.padEnd(18)} ${`[${u.plaintext.length} bytes]`.padEnd(34)} ${raw}`);
+    }
+    return { lines, ok: true };
   } else {
     lines.push(`  message: fragment ${h.fragIndex + 1} of ${h.numFrags} of message ${h.msgSeq} (${h.lenMessage} bytes in all)`);
   }

@@ -365,6 +365,15 @@ function cryptoKeyFromText(text: string, src: Source): Buffer {
   return secretKey(bytes);
 }
 
+/**
+ * A crypto key written as MCCACHE_CRYPTO_KEY takes it (the base64 of 32 bytes, surrounding
+ * blanks ignored), for tools that take a key outside the settings (`mccache decode --key`).
+ * Throws InvalidSettingError naming `label` (e.g. '--key'), never showing the text.
+ */
+export function cryptoKeyFrom(text: string, label: string): Buffer {
+  return cryptoKeyFromText(text.trim(), { origin: 'option', label, where: label });
+}
+
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 function peerFromText(entry: string, fail: Fail): PeerAddress {
