@@ -37,7 +37,7 @@ import { ErrorCode, McCacheError } from './errors';
 import type { Message, MessageOf } from './codec/packet';
 import type { CoreEvent, NodeId } from './core/types';
 import { Cache, type CacheMetrics, type CacheOptions, type Replicator } from './cache/cache';
-import { HybridClock } from './cache/hlc';
+import { coarseWallNow, HybridClock } from './cache/hlc';
 import { AntiEntropy } from './cache/anti-entropy';
 import { channel } from 'node:diagnostics_channel';
 
@@ -62,7 +62,7 @@ export interface NodeTransport {
 
 export interface NodeOptions {
   transport: NodeTransport;
-  /** Unix ms for the hybrid logical clock. @default Date.now */
+  /** Unix ms for the hybrid logical clock. @default Date.now read at most once per ms (coarseWallNow) */
   wallNow?: () => number;
   /** Options for caches created by remote writes before getCache is called. @default {} */
   cacheDefaults?: CacheOptions<unknown>;
@@ -119,6 +119,11 @@ export class McCacheNode implements Replicator {
   readonly clock: HybridClock;
   readonly #t: NodeTransport;
   readonly #caches = new Map<string, Cache<unknown>>();
+  /** Pending puts and deletes: per cache, per key, the newest only (see `publish`). */
+  readonly #writes = new Map<string, Map<string, PutOrDelete>>();
+  #writesCount = 0;
+  #maxMessageSize: number | undefined;
+  /** Other pending messages (clears, replies, sync entries), by a key that coalesces repeats. */
   readonly #pending = new Map<string, Message>();
   readonly #cacheDefaults: CacheOptions<unknown>;
   readonly #replyWindow: number;
@@ -146,12 +151,12 @@ export class McCacheNode implements Replicator {
   #shedUnrepaired = false;
   readonly #maxPending: number;
   /** Writes #flush is gathering into one message (reused: no allocation per flush). */
-  readonly #group = { cache: '', size: 0, keys: [] as string[], writes: [] as PutOrDelete[] };
+  readonly #group = { cache: '', size: 0, keys: [] as string[], writes: [] as PutOrDelete[], writesOfCache: new Map<string, PutOrDelete>() };
 
   constructor(options: NodeOptions) {
     this.#t = options.transport;
     this.nodeId = this.#t.nodeId;
-    this.clock = new HybridClock(options.wallNow ?? Date.now);
+    this.clock = new HybridClock(options.wallNow ?? coarseWallNow);
     this.#cacheDefaults = options.cacheDefaults ?? {};
     this.#replyWindow = nonNegative('replyWindow', options.replyWindow, 300);
     this.#onMetricsRequest = options.onMetricsRequest;
@@ -236,7 +241,8 @@ export class McCacheNode implements Replicator {
   }
 
   get maxMessageSize(): number {
-    return this.#t.core.maxMessageSize;
+    // Fixed by the core's packetMtu and sealer; every set asks.
+    return this.#maxMessageSize ??= this.#t.core.maxMessageSize;
   }
 
   get members(): NodeId[] {
@@ -260,26 +266,35 @@ export class McCacheNode implements Replicator {
   }
 
   publish(message: Message): void {
-    const m = message as { cache: string; key?: string };
-    // Unambiguous whatever the names contain: a length prefix, and one letter per kind.
-    this.#enqueue(m.key === undefined ? `c${m.cache}` : `k${m.cache.length}:${m.cache}${m.key}`, message);
+    if (message.op === 'put' || message.op === 'delete') {
+      // Per cache, keyed by the key itself: no composite key string to build per write.
+      let writes = this.#writes.get(message.cache);
+      if (!writes) this.#writes.set(message.cache, writes = new Map());
+      // Re-inserting moves a key behind the others: the newest mutation of a key goes out last.
+      if (!writes.delete(message.key)) this.#writesCount++;
+      writes.set(message.key, message);
+      if (this.#writesCount + this.#pending.size > this.#maxPending) this.#shedOne();
+      this.#scheduleFlush();
+    } else {
+      this.#enqueue(`c${(message as { cache: string }).cache}`, message);
+    }
   }
 
   /** Writes not yet handed to the transport (join grace, or waiting for room in the send window). */
   get pending(): number {
-    return this.#pending.size;
+    return this.#writesCount + this.#pending.size;
   }
 
   /** True when nothing is pending and every member acknowledged everything sent. */
   get quiescent(): boolean {
-    return this.#pending.size === 0 && this.#t.core.flushed;
+    return this.pending === 0 && this.#t.core.flushed;
   }
 
   localMetrics(): LocalMetrics {
     return {
       nodeId: formatNodeId(this.nodeId), host: hostname(), pid: process.pid,
       caches: [...this.#caches.values()].map((c) => c.metrics()),
-      transport: { ...this.#t.stats(), gapsReported: this.#gaps }, pending: this.#pending.size, shed: this.#shed, dropped: this.#dropped,
+      transport: { ...this.#t.stats(), gapsReported: this.#gaps }, pending: this.pending, shed: this.#shed, dropped: this.#dropped,
       members: this.#t.core.members.map(formatNodeId),
     };
   }
@@ -332,11 +347,11 @@ export class McCacheNode implements Replicator {
         // Ref'd sleeps: at process exit nothing else keeps the loop alive while we finish.
         const deadline = performance.now() + this.#flushTimeout;
         // Pending writes deserve a peer to protect them (join grace); no writes, no wait.
-        while (!this.#joined && this.#pending.size > 0 && performance.now() < deadline) await sleep(REPLY_POLL_MS);
+        while (!this.#joined && this.pending > 0 && performance.now() < deadline) await sleep(REPLY_POLL_MS);
         this.#join();
-        while (this.#pending.size > 0 && performance.now() < deadline) {
+        while (this.pending > 0 && performance.now() < deadline) {
           this.#flush();
-          if (this.#pending.size > 0) await sleep(REPLY_POLL_MS);
+          if (this.pending > 0) await sleep(REPLY_POLL_MS);
         }
       }
       clearTimeout(this.#graceTimer);
@@ -349,25 +364,33 @@ export class McCacheNode implements Replicator {
 
   // -------------------------------------------------------------------------------------------
 
+  /** Queues a message other than a put or delete (clear, replies, sync entries) under `key`. */
   #enqueue(key: string, message: Message): void {
-    // Re-inserting moves a key behind the others: the newest mutation of a key goes out last.
     this.#pending.delete(key);
     this.#pending.set(key, message);
-    // Bounded memory under sustained overload with ever-new keys: shed the oldest pending
-    // put. Its value stays in the local cache, so peers pull it at the next anti-entropy pulse
-    // (a shed delete or clear is not dropped: tombstones and clear versions travel the same way,
-    // but keeping them costs no more than one entry per key).
-    if (this.#pending.size > this.#maxPending) {
-      for (const [k, m] of this.#pending) {
-        if (m.op === 'put') {
-          this.#pending.delete(k);
-          this.#shed++;
-          this.#shedUnrepaired = true;
-          break;
-        }
-        if (this.#pending.size <= this.#maxPending) break;
+    this.#scheduleFlush();
+  }
+
+  /**
+   * Bounded memory under sustained overload with ever-new keys: sheds the oldest pending put
+   * (of the cache written longest ago). Its value stays in the local cache, so peers pull it at
+   * the next anti-entropy pulse (a delete is not shed: tombstones travel the same way, but
+   * keeping them costs no more than one entry per key).
+   */
+  #shedOne(): void {
+    for (const writes of this.#writes.values()) {
+      for (const [k, m] of writes) {
+        if (m.op !== 'put') continue;
+        writes.delete(k);
+        this.#writesCount--;
+        this.#shed++;
+        this.#shedUnrepaired = true;
+        return;
       }
     }
+  }
+
+  #scheduleFlush(): void {
     if (this.#syncFlush) {
       this.#flush();
     } else if (!this.#flushScheduled) {
@@ -397,27 +420,32 @@ export class McCacheNode implements Replicator {
       // Consecutive puts and deletes of one cache share a `batch` message as long as it fits one
       // datagram: a burst of small writes costs a few datagrams instead of one each (the
       // receivers' per-datagram work, not the bytes, is what limits throughput and latency).
+      // Writes first, cache by cache, then the rest (clears, replies, sync entries): replies
+      // then reflect the writes made before them. Order across caches, and between a clear and
+      // the writes of its cache, does not matter: receivers apply by version.
       const room = Math.floor(this.#t.core.maxMessageSize / 255);
       const group = this.#group;
-      for (const [key, message] of this.#pending) {
-        if (message.op === 'put' || message.op === 'delete') {
+      for (const [cache, writes] of this.#writes) {
+        group.writesOfCache = writes;
+        group.cache = cache;
+        const header = 3 + Buffer.byteLength(cache, 'utf8');
+        group.size = header;
+        for (const [key, message] of writes) {
           const size = writeSize(message);
-          if (group.keys.length > 0 && (message.cache !== group.cache || group.size + size > room || group.keys.length === 0xffff)) {
+          if (group.keys.length > 0 && (group.size + size > room || group.keys.length === 0xffff)) {
             if (!this.#sendGroup()) return;
-          }
-          if (group.keys.length === 0) {
-            group.cache = message.cache;
-            group.size = 3 + Buffer.byteLength(message.cache, 'utf8');
+            group.size = header;
           }
           group.keys.push(key);
           group.writes.push(message);
           group.size += size;
-          continue;
         }
         if (!this.#sendGroup()) return;
+        if (writes.size === 0) this.#writes.delete(cache);
+      }
+      for (const [key, message] of this.#pending) {
         if (!this.#sendPending(key, message)) return;
       }
-      if (!this.#sendGroup()) return;
     } finally {
       this.#group.keys.length = 0;
       this.#group.writes.length = 0;
@@ -425,7 +453,7 @@ export class McCacheNode implements Replicator {
     }
     // Backlog cleared after shedding: offer our digest now, so peers pull the shed writes at
     // once instead of at the next periodic pulse.
-    if (this.#pending.size === 0 && this.#shedUnrepaired && this.#state === 'open') {
+    if (this.pending === 0 && this.#shedUnrepaired && this.#state === 'open') {
       this.#shedUnrepaired = false;
       queueMicrotask(() => this.pulse());
     }
@@ -443,7 +471,8 @@ export class McCacheNode implements Replicator {
     };
     const sent = this.#send(message);
     if (sent === 'full') return false;
-    for (const k of g.keys) this.#pending.delete(k);
+    for (const k of g.keys) g.writesOfCache.delete(k);
+    this.#writesCount -= g.keys.length;
     g.keys.length = 0;
     g.writes.length = 0;
     return true;
@@ -565,7 +594,7 @@ export class McCacheNode implements Replicator {
     // Our own pending writes go first, so the members' answers already include them.
     let seq: number | undefined;
     for (;;) {
-      if (this.#pending.size === 0 && this.#joined) seq = this.#t.send(request);
+      if (this.pending === 0 && this.#joined) seq = this.#t.send(request);
       if (seq !== undefined || performance.now() >= deadline) break;
       await sleep(REPLY_POLL_MS);
     }

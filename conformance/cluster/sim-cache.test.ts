@@ -251,15 +251,15 @@ describe('cluster/sim: whole nodes on the simulated network', function () {
 
   it('the writes of one turn go out as a few batch messages; every peer applies each write, in order, with its version', async () => {
     // syncFlush off, as in a real process: the writes of one synchronous block reach the node's
-    // flush together (a microtask) and share `batch` messages, split at each change of cache.
+    // flush together (a microtask) and share `batch` messages, one cache at a time.
     const cluster = await SimCluster.start({ seed: 5, nodes: 3, node: { syncFlush: false }, faults: { loss: 0.1, duplicate: 0.05, reorder: 0.1 } });
     const names = ['a', 'b'];
     const seen = [1, 2].map((i) => {
       const log: string[] = [];
       for (const n of names) {
         const c = cluster.cache(i, n, { max: 10_000 });
-        c.on('remote-set', (e: { key: string }) => log.push(`${n} set ${e.key}`));
-        c.on('remote-delete', (e: { key: string }) => log.push(`${n} delete ${e.key}`));
+        c.on('remote-set', (e) => log.push(`${n} set ${String(e['key'])}`));
+        c.on('remote-delete', (e) => log.push(`${n} delete ${String(e['key'])}`));
       }
       return log;
     });
@@ -287,10 +287,14 @@ describe('cluster/sim: whole nodes on the simulated network', function () {
     await new Promise((r) => setImmediate(r));
     cluster.settle();
     const sent = core.stats().messagesSent - sentBefore;
-    // 480 writes; a cache change starts a new message (40 changes to b and back = 80 runs).
-    expect(sent, 'messages sent for 480 writes').to.be.within(80, 160);
+    // 480 writes of 30..100 bytes at the simulation's 548-byte MTU: several per datagram.
+    expect(sent, 'messages sent for 480 writes').to.be.within(2, 480 / 4);
+    const ofCache = (log: string[], n: string): string[] => log.filter((x) => x.startsWith(`${n} `));
     for (const [i, log] of seen.entries()) {
-      expect(log, `node ${i + 1} applied each write once, in the order made`).to.deep.equal(want);
+      for (const n of names) {
+        expect(ofCache(log, n), `node ${i + 1} applied each write of ${n} once, in the order made`).to.deep.equal(ofCache(want, n));
+      }
+      expect(log.length).to.equal(want.length);
       for (const n of names) expect(entriesOf(cluster.cache(i + 1, n)), `node ${i + 1} ${n}`).to.deep.equal(entriesOf(cluster.cache(0, n)));
     }
     expect(cluster.cache(1, 'a').size).to.equal(400);

@@ -300,7 +300,9 @@ export class Cache<V = unknown> implements SyncTarget {
    */
   set(key: string, value: V, options?: { ttl?: number }): this {
     this.#assertOpen();
-    checkKey(key);
+    // A key held already passed checkKey when it was stored (the common case: an update).
+    const held = typeof key === 'string' ? this.#map.get(key) : undefined;
+    if (held === undefined) checkKey(key);
     if (value === undefined) {
       this.delete(key);
       return this;
@@ -308,7 +310,8 @@ export class Cache<V = unknown> implements SyncTarget {
     const perCall = options?.ttl === undefined ? 0 : intOpt('ttl', options.ttl, 0, MAX_TTL);
     const ttl = perCall > 0 ? perCall : this.#ttl;
     const { codec, bytes } = encodeValue(value);
-    if (this.#replicator) {
+    // A key's UTF-8 length is at most 3 per UTF-16 unit: measure it only when it matters.
+    if (this.#replicator && PUT_OVERHEAD + this.#nameBytes + 3 * key.length + bytes.length > this.#replicator.maxMessageSize) {
       const body = PUT_OVERHEAD + this.#nameBytes + Buffer.byteLength(key, 'utf8') + bytes.length;
       const limit = this.#replicator.maxMessageSize;
       if (body > limit) {
@@ -317,7 +320,7 @@ export class Cache<V = unknown> implements SyncTarget {
           body, limit);
       }
     }
-    const size = this.#sizeFor(value, key, bytes);
+    const size = this.#sizeFor(value, key, bytes, held);
     const hlc = this.#clock.now();
     this.#store(key, value, codec, bytes, hlc, this.#nodeId, ttl, size);
     this.#m.sets++;
@@ -635,7 +638,7 @@ export class Cache<V = unknown> implements SyncTarget {
   }
 
   /** The entry's size for maxSize; throws VALUE_TOO_LARGE when it alone exceeds maxSize. */
-  #sizeFor(value: V, key: string, bytes: Uint8Array): number {
+  #sizeFor(value: V, key: string, bytes: Uint8Array, held?: Entry<V>): number {
     let n: number;
     if (this.#sizeOf) {
       n = this.#sizeOf(value, key);
@@ -643,7 +646,9 @@ export class Cache<V = unknown> implements SyncTarget {
         throw new McCacheError(ErrorCode.INVALID_ARGUMENT, `sizeCalculation: must return a non-negative integer, got ${String(n)}`);
       }
     } else {
-      n = bytes.length + Buffer.byteLength(key, 'utf8');
+      // A held entry's default size already counts the key's UTF-8 bytes (measuring costs more
+      // than the rest of a set).
+      n = bytes.length + (held !== undefined ? held.size - held.bytes.length : Buffer.byteLength(key, 'utf8'));
     }
     if (this.#maxSize > 0 && n > this.#maxSize) {
       throw new MessageTooLargeError(ErrorCode.VALUE_TOO_LARGE, `set(${JSON.stringify(key)}): size ${n} exceeds maxSize ${this.#maxSize}`, n, this.#maxSize);

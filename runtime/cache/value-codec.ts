@@ -119,6 +119,26 @@ const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): 
 // Encode
 
 /**
+ * UTF-8 of a well-formed string. Short ASCII strings, the usual cache value, are copied by a
+ * loop: measured with callgrind, Buffer.from costs ~1,400 instructions for a 12-character
+ * string, about three times a whole lru-cache set.
+ */
+function utf8Bytes(s: string): Uint8Array {
+  const n = s.length;
+  if (n <= 64) {
+    const b = new Uint8Array(n);
+    let i = 0;
+    for (; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      b[i] = c;
+    }
+    if (i === n) return b;
+  }
+  return Buffer.from(s, 'utf8');
+}
+
+/**
  * Encodes a cache value. Throws McCacheError MCCACHE_ERR_INVALID_ARGUMENT (nothing else) for a
  * value it cannot carry faithfully; see the module comment for the rules.
  */
@@ -126,7 +146,7 @@ export function encodeValue(value: unknown): EncodedValue {
   if (value instanceof Uint8Array) return { codec: 'bytes', bytes: new Uint8Array(value) }; // a snapshot, like every other value
   if (typeof value === 'string') {
     if (!isWellFormed(value)) throw invalidArgument('value', 'is a string with a lone surrogate, which UTF-8 cannot carry');
-    return { codec: 'utf8', bytes: Buffer.from(value, 'utf8') };
+    return { codec: 'utf8', bytes: utf8Bytes(value) };
   }
   if (value === undefined) {
     throw invalidArgument('value', 'is undefined: the cache treats set(key, undefined) as delete(key), as lru-cache does');
