@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export TS_NODE_PROJECT := tsconfig.test.json
 # Debian's python3 (not a pyenv one): python3-kaitaistruct installs there.
 PYTHON ?= /usr/bin/python3
-APT_PACKAGES := python3-kaitaistruct tcpdump tshark iputils-tracepath
+APT_PACKAGES := python3-kaitaistruct tcpdump tshark iputils-tracepath iproute2 nftables
 MOCHA := npx mocha
 
 .PHONY: deps apt-deps generated check-generated build typecheck test unit conformance bench demo clean

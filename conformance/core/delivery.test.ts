@@ -74,11 +74,25 @@ describe('reliable core on the simulated network', function () {
     }), fcParams);
   });
 
+  it('unicast mode (NAKs and retransmissions to one member each): the same guarantees', () => {
+    // The simulated network delivers a datagram with `to` to that node only, as the unicast
+    // driver does (README "Networks without multicast").
+    fc.assert(fc.property(scenario, (s) => {
+      const o = runScenario({ ...s, unicast: true });
+      checkExactDelivery(o);
+      checkQuiet(o);
+      if (s.maxUnackedMessages !== undefined) expect(o.maxUnacked).to.be.at.most(s.maxUnackedMessages);
+    }), { ...fcParams, numRuns: Math.max(1, Math.ceil(NUM_RUNS / 4)) });
+  });
+
   it('repairs a 255-fragment message at 30 % loss between 9 members', () => {
     const o = runScenario({ seed: 7, nodes: 9, loss: 0.3, duplicate: 0.05, reorder: 0.1, sends: [{ from: 0, at: 100, frags: 255 }, { from: 3, at: 100, frags: 254 }] });
     checkExactDelivery(o);
     checkQuiet(o);
     expect(o.sent.get(o.ids[0]!)).to.have.length(1);
+    const u = runScenario({ seed: 7, nodes: 9, loss: 0.3, duplicate: 0.05, reorder: 0.1, unicast: true, sends: [{ from: 0, at: 100, frags: 255 }, { from: 3, at: 100, frags: 254 }] });
+    checkExactDelivery(u);
+    checkQuiet(u);
   });
 
   it('removes a crashed member within the failure timeout and frees what it held back', () => {

@@ -21,6 +21,8 @@ export interface Scenario {
   crash?: { node: number; at: number; restartAfter: number | null } | null;
   /** Small send windows exercise backpressure. */
   maxUnackedMessages?: number | undefined;
+  /** The cores' unicast mode: repairs addressed to one member (the network honours `to`). */
+  unicast?: boolean | undefined;
 }
 
 export const SIM_CORE_OPTIONS = {
@@ -74,7 +76,8 @@ export function runScenario(s: Scenario, settle = 6000): Outcome {
   const cores = new Map<NodeId, ReliableCore>();
   const make = (id: NodeId) => {
     const c = new ReliableCore({ nodeId: id, rng: net.rng(), ...SIM_CORE_OPTIONS,
-      ...(s.maxUnackedMessages !== undefined && { maxUnackedMessages: s.maxUnackedMessages }) });
+      ...(s.maxUnackedMessages !== undefined && { maxUnackedMessages: s.maxUnackedMessages }),
+      ...(s.unicast !== undefined && { unicast: s.unicast }) });
     cores.set(id, c);
     net.add(c);
     return c;

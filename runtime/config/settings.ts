@@ -149,8 +149,10 @@ export interface Settings {
    */
   readonly debugLevel: number;
   /**
-   * Unicast peers, for networks without multicast (a later transport); empty = multicast.
-   * Only the syntax is checked here: `host:port`, `[ipv6]:port`. Env MCCACHE_PEERS,
+   * Unicast peers, for networks without multicast; empty = multicast. Every member's
+   * `host:port`, the same list on every host: the UDP driver binds this host's entry and sends to
+   * the others (runtime/transport/udp-driver.ts). The syntax is checked here (`host:port`,
+   * `[ipv6]:port`); the driver takes IPv4 addresses and host names only. Env MCCACHE_PEERS,
    * comma-separated. @default []
    */
   readonly peers: readonly PeerAddress[];
@@ -477,7 +479,7 @@ const SPECS: Record<SettingName, Spec> = {
   peers: {
     env: 'MCCACHE_PEERS',
     unit: 'host:port list',
-    description: 'Unicast peers for networks without multicast (syntax checked here only). Empty = multicast.',
+    description: "Unicast instead of multicast: every member's host:port, the same list on every host (README: Networks without multicast). Empty = multicast.",
     shows: '(none)',
     parse: (text, src) => peersFrom(text.split(','), failer('peers', src)),
     check: (v, src) => {

@@ -7,7 +7,7 @@
  *
  *   in:  handleDatagram(now, bytes)  every datagram received from the group (own ones too)
  *        handleTimeout(now)          when `pollTimeout()` is reached
- *        start(now) / send(now, message) / sendUnsequenced(now, message) / close(now)
+ *        start(now) / send(now, message) / sendUnsequenced(now, message, to?) / close(now)
  *   out: pollTransmit()              datagrams to send, in order, until undefined
  *        pollEvent()                 deliveries, membership changes, gaps, writable
  *        pollTimeout()               the next instant `handleTimeout` is due
@@ -41,6 +41,17 @@
  * retransmission that fills a gap), but it is no sign of life and cannot bring a departed
  * member back. Without a sealer, sealed datagrams are dropped ('encrypted_no_key').
  *
+ * Unicast (option `unicast`, for a driver that reaches members one by one from a peer list,
+ * README "Networks without multicast"): the protocol and its guarantees are the same; only the
+ * addressing of repairs changes. A Transmit's `to` names the one member that needs it: a NAK
+ * goes to the sender it asks, a retransmission to the member that asked, a sync request to its
+ * target, and `sendUnsequenced(now, m, to)` honours `to` (anti-entropy answers). Everything else
+ * (data, heartbeats, ACK digests, JOIN/LEAVE, pulses) still goes to every member. NAK
+ * suppression by overheard NAKs cannot happen (nobody overhears), so each receiver asks for
+ * what it misses itself, and retransmit suppression holds only against the member the last
+ * copy went to. In multicast mode `to` is never set, so a retransmission repairs every receiver
+ * that missed the datagram and other receivers' NAKs suppress duplicates.
+ *
  * A peer's bytes never throw out of here: malformed datagrams are dropped and counted by code.
  */
 import { decodeMessage, decodePacket } from '../codec/decode';
@@ -53,7 +64,7 @@ import {
 } from '../codec/packet';
 import { ErrorCode, MalformedPacketError, McCacheError } from '../errors';
 import { ReceiveWindow, type Step } from './receive-window';
-import { SendWindow } from './send-window';
+import { SendWindow, type SentMessage } from './send-window';
 import type { CoreEvent, NodeId, Rng, Transmit } from './types';
 
 export interface ReliableCoreOptions {
@@ -113,6 +124,12 @@ export interface ReliableCoreOptions {
    * @default undefined (plaintext; sealed datagrams are dropped)
    */
   sealer?: Sealer;
+  /**
+   * The driver reaches members one by one (a unicast peer list), not by multicast: NAKs,
+   * retransmissions, sync requests and `sendUnsequenced(now, m, to)` are addressed to the one
+   * member that needs them (see the theory of operation). @default false (multicast)
+   */
+  unicast?: boolean;
 }
 
 /**
@@ -176,7 +193,10 @@ export interface CoreStats {
 
 export class ReliableCore {
   readonly nodeId: NodeId;
-  readonly #o: Required<Omit<ReliableCoreOptions, 'nodeId' | 'rng' | 'host' | 'pid' | 'sealer'>>;
+  readonly #o: Required<Omit<ReliableCoreOptions, 'nodeId' | 'rng' | 'host' | 'pid' | 'sealer' | 'unicast'>>;
+  readonly #unicast: boolean;
+  /** Unicast: the member each fragment was last retransmitted to (retransmit suppression). */
+  readonly #resentTo = new WeakMap<SentMessage, NodeId[]>();
   readonly #sealer: Sealer | undefined;
   /** fragmentMessage's sealing option: `{ sealer }` or nothing. */
   readonly #sealing: { sealer?: Sealer };
@@ -217,6 +237,8 @@ export class ReliableCore {
     if (o.sealer !== undefined && !(o.sealer instanceof Sealer)) throw new McCacheError(ErrorCode.INVALID_OPTION, 'sealer: must be a Sealer');
     this.#sealer = o.sealer;
     this.#sealing = o.sealer === undefined ? {} : { sealer: o.sealer };
+    if (o.unicast !== undefined && typeof o.unicast !== 'boolean') throw new McCacheError(ErrorCode.INVALID_OPTION, 'unicast: must be a boolean');
+    this.#unicast = o.unicast ?? false;
     this.#o = {
       packetMtu: int('packetMtu', o.packetMtu, DEFAULT_MTU, MIN_MTU, MAX_MTU),
       heartbeatInterval: num('heartbeatInterval', o.heartbeatInterval, 1000, 1, 3_600_000),
@@ -299,11 +321,22 @@ export class ReliableCore {
     return this.#sealer !== undefined;
   }
 
-  /** Sends an unsequenced message (one datagram, best effort), e.g. an anti-entropy digest. */
-  sendUnsequenced(now: number, message: Message): void {
+  /**
+   * Sends an unsequenced message (one datagram, best effort), e.g. an anti-entropy digest. With
+   * `unicast`, `to` (or else a sync request's target) limits it to that member; multicast
+   * ignores `to`, every member hears everything.
+   */
+  sendUnsequenced(now: number, message: Message, to?: NodeId): void {
     this.#assertOpen('sendUnsequenced');
     void now;
-    this.#unsequenced(message);
+    let dest: NodeId | undefined;
+    if (this.#unicast) dest = to ?? (message.op === 'sync_request' && message.target !== 0n ? message.target : undefined);
+    this.#unsequenced(message, dest);
+  }
+
+  /** Are repairs addressed to single members (option `unicast`)? */
+  get unicast(): boolean {
+    return this.#unicast;
   }
 
   /** True when every member has acknowledged everything we sent. */
@@ -530,9 +563,9 @@ export class ReliableCore {
     this.#stats.bytesOut += bytes.length;
   }
 
-  #unsequenced(message: Message): void {
+  #unsequenced(message: Message, to?: NodeId): void {
     const [d] = fragmentMessage(message.op, encodeMessage(message), { senderId: this.nodeId, msgSeq: this.#send.highest, mtu: this.#o.packetMtu, ...this.#sealing });
-    this.#emit(d!);
+    this.#emit(d!, to);
   }
 
   #drop(reason: string): void {
@@ -631,7 +664,7 @@ export class ReliableCore {
       }
       if (from <= r.last) ranges.push({ first: from, last: r.last });
     }
-    this.#unsequenced({ op: 'nak', target, ranges: ranges.slice(0, this.#maxRanges), partials });
+    this.#unsequenced({ op: 'nak', target, ranges: ranges.slice(0, this.#maxRanges), partials }, this.#unicast ? target : undefined);
     this.#stats.naksSent++;
     w.nakAttempts++;
     // Gentle back-off, capped at a heartbeat period: a long partition costs a few NAKs per
@@ -651,7 +684,6 @@ export class ReliableCore {
       return;
     }
     this.#stats.naksReceived++;
-    void from;
     let budget = this.#o.maxRetransmitPerNak;
     let belowLow = false;
     const resend = (seq: number, idx: number): void => {
@@ -661,11 +693,20 @@ export class ReliableCore {
         return;
       }
       const d = sent.datagrams[idx];
-      if (d === undefined || now - sent.lastSentAt[idx]! < this.#o.retransmitSuppress) return;
+      if (d === undefined) return;
+      // The last copy may still be on its way. Multicast: it went to everyone. Unicast: the
+      // first copy went to everyone, a retransmission only to the member that asked for it.
+      const lastTo = this.#unicast ? this.#resentTo.get(sent)?.[idx] : undefined;
+      if (now - sent.lastSentAt[idx]! < this.#o.retransmitSuppress && (lastTo === undefined || lastTo === from)) return;
       const copy = d.slice();
       copy[4] = copy[4]! | FLAG_RETRANSMISSION;
       sent.lastSentAt[idx] = now;
-      this.#emit(copy);
+      if (this.#unicast) {
+        let to = this.#resentTo.get(sent);
+        if (!to) this.#resentTo.set(sent, (to = []));
+        to[idx] = from;
+      }
+      this.#emit(copy, this.#unicast ? from : undefined);
       this.#stats.retransmits++;
       budget--;
     };

@@ -26,28 +26,56 @@
  * The socket and the timer are unref'd: the library never holds a process open by itself.
  * Only close(), which the application awaits, refs them until it has finished (bounded by
  * `flushTimeout`).
+ *
+ * Unicast (option `peers`, MCCACHE_PEERS; README "Networks without multicast"). For networks
+ * that carry no multicast (clouds, Kubernetes), the same driver runs the same protocol over a
+ * static peer list instead of a group. Decision: a mode of this driver rather than a sibling
+ * class, because everything but addressing (core, timers, close, stats, crypto) is the same.
+ *   - Which entry is this node: `localPeer` when given; otherwise the first entry whose address
+ *     is this host's (an interface address, or 127.0.0.0/8) and whose port is free. The socket
+ *     binds it without SO_REUSEADDR, so a second node on the same host takes the next entry of
+ *     this host. Hence one MCCACHE_PEERS value serves every host.
+ *   - Sending: a datagram without `to` goes to every other entry (N-1 sends: data, heartbeats,
+ *     ACK digests, JOIN/LEAVE, anti-entropy pulses). The core runs in its `unicast` mode and
+ *     addresses repairs: a NAK to the sender it asks, a retransmission to the member that asked,
+ *     a sync request or an anti-entropy digest answer to the member it concerns. The driver
+ *     maps a node id to the address it last heard that id from; an id it has not heard from
+ *     gets the datagram by fan-out.
+ *   - Receiving: only datagrams from a listed address:port are used (others are counted in
+ *     `notPeerDropped`): a member that is not in our list would never hear our fan-out, and
+ *     would hold our send window open with acknowledgements it can never give.
+ *   - Host names resolve to IPv4 at start; names that do not resolve yet are retried every
+ *     `PEER_RESOLVE_RETRY_MS` and get nothing meanwhile (a pod that is not up yet).
+ * Settings that apply: packetMtu, daemonSleep (heartbeat, failure timeout), cryptoKey,
+ * monkeyTantrum (per copy sent to one peer), recvBufferSize; the multicast group, port, hops,
+ * interface and loopback do not.
  */
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type BindOptions, type RemoteInfo, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
-import { hostname } from 'node:os';
+import { isIPv4 } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import type { Message } from '../codec/packet';
 import { KEY_SIZE, Sealer } from '../codec/crypto';
 import { MAGIC } from '../codec/packet';
 import { ReliableCore, type CoreStats, type ReliableCoreOptions } from '../core/reliable-core';
 import type { CoreEvent, NodeId, Rng } from '../core/types';
 import { ErrorCode, McCacheError } from '../errors';
-import { resolveTransportOptions, type TransportOptions } from './udp-options';
+import { resolveTransportOptions, type PeerAddress, type TransportOptions, type TransportOptionsInput } from './udp-options';
 
 /** A monotonic clock in milliseconds. */
 export interface Clock {
   now(): number;
 }
 
-export interface UdpDriverOptions extends Partial<TransportOptions> {
+export interface UdpDriverOptions extends TransportOptionsInput {
   /** The core to run. When absent one is built from `coreOptions`. */
   core?: ReliableCore;
-  /** Options for the core built here; `nodeId` defaults to 64 random bits, `rng` to Math.random. */
+  /**
+   * Options for the core built here; `nodeId` defaults to 64 random bits, `rng` to Math.random,
+   * `unicast` to whether `peers` are configured.
+   */
   coreOptions?: Partial<ReliableCoreOptions>;
   /**
    * 32-byte AES-256-GCM key (Settings.cryptoKey, MCCACHE_CRYPTO_KEY): the core built here seals
@@ -79,6 +107,26 @@ export interface UdpDriverStats extends CoreStats {
   sendsInFlight: number;
   /** SO_RCVBUF as the kernel reports it (Linux reports twice the usable size), 0 before start. */
   recvBufferSize: number;
+  /** Unicast: the address:port this node bound ('' for multicast or before start). */
+  localPeer: string;
+  /** Unicast: peers datagrams go to (resolved entries other than this node). */
+  peers: number;
+  /** Unicast: datagrams sent to one peer only (repairs, anti-entropy answers). */
+  targetedSent: number;
+  /** Unicast: datagrams from an address:port not in `peers`, dropped undecoded. */
+  notPeerDropped: number;
+}
+
+/** A unicast peer as the driver sends to it. */
+interface PeerTarget {
+  host: string;
+  port: number;
+  /** IPv4 address; undefined while a host name does not resolve. */
+  address: string | undefined;
+  /** The node id last heard from this address (both halves; -1 = none yet). */
+  idHi: number;
+  idLo: number;
+  nodeId: NodeId | undefined;
 }
 
 export type UdpDriverEvents = {
@@ -88,6 +136,8 @@ export type UdpDriverEvents = {
 /** Offset of sender_id in the datagram header (spec/mccache_datagram.ksy: 2+1+1+1+1+1+1). */
 const SENDER_ID_OFFSET = 8;
 const FLUSH_POLL_MS = 5;
+/** How often unicast peers whose host name did not resolve are looked up again, ms. */
+export const PEER_RESOLVE_RETRY_MS = 5000;
 
 export class UdpDriver extends EventEmitter<UdpDriverEvents> {
   readonly core: ReliableCore;
@@ -105,9 +155,16 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
   #closing: Promise<void> | undefined;
   #onIdle: (() => void) | undefined;
   #recvBufferSize = 0;
+  readonly #unicast: boolean;
+  /** Unicast: every other peer; by source address:port; by the node id heard from it. */
+  #peers: PeerTarget[] = [];
+  readonly #peerBySource = new Map<string, PeerTarget>();
+  readonly #peerByNode = new Map<NodeId, PeerTarget>();
+  #localPeer = '';
+  #resolveTimer: NodeJS.Timeout | undefined;
   readonly #t = {
     sendErrors: 0, sendErrorsByCode: {} as Record<string, number>, tantrumDropped: 0, loopbackSkipped: 0,
-    socketErrors: 0, sendsInFlight: 0,
+    socketErrors: 0, sendsInFlight: 0, targetedSent: 0, notPeerDropped: 0,
   };
 
   constructor(options: UdpDriverOptions = {}) {
@@ -129,8 +186,9 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     this.#rng = rng ?? Math.random;
     this.#flushTimeout = flushTimeout ?? 2000;
     this.#tantrum = this.options.monkeyTantrum;
+    this.#unicast = this.options.peers.length > 0 || this.options.localPeer !== undefined;
     this.core = core ?? new ReliableCore({
-      host: hostname(), pid: process.pid, ...coreOptions,
+      host: hostname(), pid: process.pid, unicast: this.#unicast, ...coreOptions,
       nodeId: coreOptions?.nodeId ?? randomNodeId(), rng: coreOptions?.rng ?? Math.random,
       // One sealer per core: it draws its random nonce id here, at process start.
       ...(cryptoKey !== undefined && { sealer: new Sealer({ id: 1, key: cryptoKey }) }),
@@ -149,8 +207,10 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
   }
 
   /**
-   * Binds the socket, joins the group, and starts the core (JOIN). Rejects with the socket's
-   * error (EADDRINUSE, EADDRNOTAVAIL, ...) and leaves nothing open.
+   * Binds the socket, joins the group (unicast: binds this node's entry of `peers`), and starts
+   * the core (JOIN). Rejects with the socket's error (EADDRINUSE, EADDRNOTAVAIL, ...), or with
+   * MCCACHE_ERR_INVALID_OPTION naming `peers` when no entry is a free address of this host, and
+   * leaves nothing open.
    */
   async start(): Promise<void> {
     if (this.#state !== 'new') {
@@ -158,30 +218,15 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
         : new McCacheError(ErrorCode.INVALID_ARGUMENT, 'start: already started');
     }
     this.#state = 'starting';
-    const o = this.options;
-    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    let socket: Socket;
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        // Binding the group address (not 0.0.0.0) keeps other groups on the same port out;
-        // Windows cannot bind a multicast address.
-        socket.bind({ port: o.port, ...(process.platform !== 'win32' && { address: o.group }) }, () => {
-          socket.off('error', reject);
-          resolve();
-        });
-      });
-      this.#recvBufferSize = setLargestRecvBuffer(socket, o.recvBufferSize);
-      if (o.interfaceAddress !== undefined) socket.setMulticastInterface(o.interfaceAddress);
-      socket.setMulticastTTL(o.multicastHops);
-      socket.setMulticastLoopback(o.loopback);
-      socket.addMembership(o.group, o.interfaceAddress);
+      socket = this.#unicast ? await this.#openUnicast() : await this.#openMulticast();
     } catch (err) {
       this.#state = 'closed';
-      socket.removeAllListeners();
-      try { socket.close(); } catch { /* already closed */ }
       throw err;
     }
     if (this.#state !== 'starting') { // close() was called while we were binding
+      clearInterval(this.#resolveTimer);
       socket.close();
       throw new McCacheError(ErrorCode.CLOSED, 'start: closed before the socket was ready');
     }
@@ -206,17 +251,22 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     return seq;
   }
 
-  /** Sends an unsequenced message (one datagram, best effort). */
-  sendUnsequenced(message: Message): void {
+  /**
+   * Sends an unsequenced message (one datagram, best effort). Unicast: `to` limits it to that
+   * member (an answer only it needs); multicast: everyone hears it anyway.
+   */
+  sendUnsequenced(message: Message, to?: NodeId): void {
     this.#assertOpen('sendUnsequenced');
-    this.core.sendUnsequenced(this.#clock.now(), message);
+    this.core.sendUnsequenced(this.#clock.now(), message, to);
     this.#flush();
   }
 
   stats(): UdpDriverStats {
+    let peers = 0;
+    for (const p of this.#peers) if (p.address !== undefined) peers++;
     return {
       ...this.core.stats(), ...this.#t, sendErrorsByCode: { ...this.#t.sendErrorsByCode },
-      recvBufferSize: this.#recvBufferSize,
+      recvBufferSize: this.#recvBufferSize, localPeer: this.#localPeer, peers,
     };
   }
 
@@ -258,6 +308,7 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     }
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearInterval(this.#resolveTimer);
     socket.off('message', this.#onMessage);
     await new Promise<void>((resolve) => socket.close(() => resolve()));
     this.#state = 'closed';
@@ -272,7 +323,91 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     }
   }
 
-  readonly #onMessage = (msg: Buffer): void => {
+  async #openMulticast(): Promise<Socket> {
+    const o = this.options;
+    const socket = createSocket({ type: 'udp4', reuseAddr: true });
+    try {
+      // Binding the group address (not 0.0.0.0) keeps other groups on the same port out;
+      // Windows cannot bind a multicast address.
+      await bind(socket, { port: o.port, ...(process.platform !== 'win32' && { address: o.group }) });
+      this.#recvBufferSize = setLargestRecvBuffer(socket, o.recvBufferSize);
+      if (o.interfaceAddress !== undefined) socket.setMulticastInterface(o.interfaceAddress);
+      socket.setMulticastTTL(o.multicastHops);
+      socket.setMulticastLoopback(o.loopback);
+      socket.addMembership(o.group, o.interfaceAddress);
+    } catch (err) {
+      discard(socket);
+      throw err;
+    }
+    return socket;
+  }
+
+  /** Unicast: binds this node's entry (see the theory of operation) and sets up the peers. */
+  async #openUnicast(): Promise<Socket> {
+    const o = this.options;
+    const peers: PeerTarget[] = await Promise.all(o.peers.map(async (p) => ({
+      host: p.host, port: p.port, address: await resolve4(p.host), idHi: -1, idLo: -1, nodeId: undefined,
+    })));
+    const given = o.localPeer;
+    const candidates = given ? [{ port: given.port, address: await resolve4(given.host) }]
+      : peers.filter((p) => p.address !== undefined && isLocalAddress(p.address));
+    for (const c of candidates) {
+      if (c.address === undefined) throw invalid('localPeer', `${given!.host} does not resolve to an IPv4 address`);
+      // No SO_REUSEADDR: a port in use means another node of this host holds that entry.
+      const socket = createSocket({ type: 'udp4' });
+      try {
+        await bind(socket, { address: c.address, port: c.port });
+        this.#recvBufferSize = setLargestRecvBuffer(socket, o.recvBufferSize);
+      } catch (err) {
+        discard(socket);
+        if (given || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        continue;
+      }
+      this.#localPeer = `${c.address}:${c.port}`;
+      this.#peers = peers.filter((p) => !(p.address === c.address && p.port === c.port));
+      for (const p of this.#peers) if (p.address !== undefined) this.#peerBySource.set(`${p.address}:${p.port}`, p);
+      if (this.#peers.some((p) => p.address === undefined)) {
+        this.#resolveTimer = setInterval(() => void this.#resolveLate(), PEER_RESOLVE_RETRY_MS);
+        this.#resolveTimer.unref();
+      }
+      return socket;
+    }
+    const listed = o.peers.map((p) => `${p.host}:${p.port}`).join(',');
+    throw invalid('peers', `no entry is a free address of this host (${listed}); list this host's address:port, or give localPeer`);
+  }
+
+  /** Looks up again the peers whose host name did not resolve; stops once all have. */
+  async #resolveLate(): Promise<void> {
+    for (const p of this.#peers) {
+      if (p.address !== undefined) continue;
+      const address = await resolve4(p.host);
+      if (address === undefined || this.#state === 'closed' || `${address}:${p.port}` === this.#localPeer) continue;
+      p.address = address;
+      this.#peerBySource.set(`${address}:${p.port}`, p);
+    }
+    if (this.#peers.every((p) => p.address !== undefined)) clearInterval(this.#resolveTimer);
+  }
+
+  readonly #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    if (this.#unicast) {
+      const p = this.#peerBySource.get(`${rinfo.address}:${rinfo.port}`);
+      if (!p) {
+        this.#t.notPeerDropped++;
+        return;
+      }
+      // Learn which node speaks from this address, for the datagrams addressed to it.
+      if (msg.length >= SENDER_ID_OFFSET + 8 && msg.readUInt16BE(0) === MAGIC) {
+        const hi = msg.readUInt32BE(SENDER_ID_OFFSET);
+        const lo = msg.readUInt32BE(SENDER_ID_OFFSET + 4);
+        if (hi !== p.idHi || lo !== p.idLo) {
+          if (p.nodeId !== undefined) this.#peerByNode.delete(p.nodeId);
+          p.idHi = hi;
+          p.idLo = lo;
+          p.nodeId = (BigInt(hi) << 32n) | BigInt(lo);
+          this.#peerByNode.set(p.nodeId, p);
+        }
+      }
+    }
     // Our own datagram, looped back: the core would decode it only to drop it.
     if (msg.length >= SENDER_ID_OFFSET + 8 && msg.readUInt32BE(SENDER_ID_OFFSET + 4) === this.#idLo
       && msg.readUInt32BE(SENDER_ID_OFFSET) === this.#idHi && msg.readUInt16BE(0) === MAGIC) {
@@ -306,11 +441,21 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     const { port, group } = this.options;
     for (let t = core.pollTransmit(); t !== undefined; t = core.pollTransmit()) {
       if (!socket || this.#state === 'closed') continue;
+      if (this.#unicast) {
+        const one = t.to !== undefined ? this.#peerByNode.get(t.to) : undefined;
+        if (one !== undefined) {
+          this.#t.targetedSent++;
+          this.#sendTo(socket, t.bytes, one);
+        } else {
+          for (const p of this.#peers) this.#sendTo(socket, t.bytes, p);
+        }
+        continue;
+      }
       if (this.#tantrum > 0 && this.#rng() * 100 < this.#tantrum) {
         this.#t.tantrumDropped++;
         continue;
       }
-      // `t.to` (a single node) is for a later unicast transport; multicast reaches it too.
+      // Multicast: `t.to` is never set by a multicast core, and the group reaches it anyway.
       this.#t.sendsInFlight++;
       socket.send(t.bytes, port, group, this.#onSent);
     }
@@ -318,6 +463,17 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) {
       (this.emit as (type: string, event: CoreEvent) => boolean)(e.type, e);
     }
+  }
+
+  /** Unicast: one copy to one peer (monkeyTantrum drops copies independently, like real loss). */
+  #sendTo(socket: Socket, bytes: Uint8Array, p: PeerTarget): void {
+    if (p.address === undefined) return;
+    if (this.#tantrum > 0 && this.#rng() * 100 < this.#tantrum) {
+      this.#t.tantrumDropped++;
+      return;
+    }
+    this.#t.sendsInFlight++;
+    socket.send(bytes, p.port, p.address, this.#onSent);
   }
 
   /** One timer, at the core's next deadline. A later deadline keeps the earlier timer, which re-arms. */
@@ -366,6 +522,46 @@ function setLargestRecvBuffer(socket: Socket, requested: number): number {
     return 0;
   }
 }
+
+function bind(socket: Socket, options: BindOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(options, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function discard(socket: Socket): void {
+  socket.removeAllListeners();
+  try { socket.close(); } catch { /* already closed */ }
+}
+
+/** An IPv4 literal as is; a host name's first IPv4 address, or undefined when it does not resolve. */
+async function resolve4(host: string): Promise<string | undefined> {
+  if (isIPv4(host)) return host;
+  try {
+    return (await lookup(host, { family: 4 })).address;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Is `address` one of this host's: an interface address, or loopback (Linux answers the whole
+ * 127.0.0.0/8 on lo). Checked before binding, because a host with net.ipv4.ip_nonlocal_bind
+ * would let us bind another host's address.
+ */
+function isLocalAddress(address: string): boolean {
+  if (address.startsWith('127.')) return true;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && a.address === address) return true;
+  }
+  return false;
+}
+
+export type { PeerAddress };
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -9,12 +9,18 @@
  *                            no datagram leaves the machine.
  *   MCCACHE_MONKEY_TANTRUM   percent 0..99 of OUTGOING datagrams the transport drops on
  *                            purpose (stress tests; McCache's knob of the same name).
+ *   MCCACHE_PEERS            comma-separated `host:port` unicast peers (IPv4 or host name):
+ *                            when set, the driver uses them instead of multicast (README
+ *                            "Networks without multicast"); the group, port and hops are unused.
  *
  * Every error is a McCacheError with code MCCACHE_ERR_INVALID_OPTION naming the variable (or
  * option) and the accepted range.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { PeerAddress } from '../config/settings';
 import { ErrorCode, McCacheError } from '../errors';
+
+export type { PeerAddress };
 
 export interface TransportOptions {
   /** IPv4 multicast group (224.0.0.0/4). @default '224.0.0.3' */
@@ -39,6 +45,20 @@ export interface TransportOptions {
   recvBufferSize: number;
   /** Percent of outgoing datagrams dropped on purpose, 0..99. @default 0 */
   monkeyTantrum: number;
+  /**
+   * Unicast peers (Settings.peers, MCCACHE_PEERS): every member's `host:port`, IPv4 addresses or
+   * host names (resolved to IPv4 at start). Non-empty = unicast: the driver binds this host's
+   * own entry and sends to the others; group, port, hops, interface and loopback are unused.
+   * Given as PeerAddress objects, `host:port` strings, or one comma-separated string.
+   * @default [] (multicast)
+   */
+  peers: readonly PeerAddress[];
+  /**
+   * Unicast: the address and port to bind, when this host's entry cannot be found in `peers`
+   * (behind NAT, say). @default undefined: the first entry of `peers` that is an address of this
+   * host and whose port is free (so one list serves every host, and several nodes per host).
+   */
+  localPeer: PeerAddress | undefined;
 }
 
 export const DEFAULT_GROUP = '224.0.0.3';
@@ -55,7 +75,15 @@ export const TRANSPORT_DEFAULTS: Readonly<TransportOptions> = Object.freeze({
   loopback: true,
   recvBufferSize: DEFAULT_RECV_BUFFER_SIZE,
   monkeyTantrum: 0,
+  peers: Object.freeze([]) as readonly PeerAddress[],
+  localPeer: undefined,
 });
+
+/** What resolveTransportOptions accepts: `peers` and `localPeer` also as text. */
+export type TransportOptionsInput = Omit<Partial<TransportOptions>, 'peers' | 'localPeer'> & {
+  peers?: readonly (PeerAddress | string)[] | string | undefined;
+  localPeer?: PeerAddress | string | undefined;
+};
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -85,6 +113,8 @@ export function transportOptionsFromEnv(env: Env = process.env): Partial<Transpo
   }
   const tantrum = env['MCCACHE_MONKEY_TANTRUM']?.trim();
   if (tantrum) out.monkeyTantrum = parseIntIn('MCCACHE_MONKEY_TANTRUM', tantrum, 0, 99);
+  const peers = env['MCCACHE_PEERS']?.trim();
+  if (peers) out.peers = parsePeers('MCCACHE_PEERS', peers);
   return out;
 }
 
@@ -94,10 +124,12 @@ export function transportOptionsFromEnv(env: Env = process.env): Partial<Transpo
  * `multicastHops` of 0 from either source implies the host-local interface unless an interface
  * is given explicitly.
  */
-export function resolveTransportOptions(options: Partial<TransportOptions> = {}, env: Env = process.env): TransportOptions {
+export function resolveTransportOptions(options: TransportOptionsInput = {}, env: Env = process.env): TransportOptions {
   const fromEnv = transportOptionsFromEnv(env);
   const given: Partial<TransportOptions> = {};
   for (const [k, v] of Object.entries(options)) if (v !== undefined) (given as Record<string, unknown>)[k] = v;
+  if (options.peers !== undefined) given.peers = parsePeers('peers', options.peers);
+  if (options.localPeer !== undefined) given.localPeer = parsePeers('localPeer', [options.localPeer])[0];
   if (given.multicastHops !== undefined && !('interfaceAddress' in given)) {
     // Host-local follows the hop count that wins, not the one it overrides.
     if (given.multicastHops === 0) given.interfaceAddress = HOST_LOCAL_INTERFACE;
@@ -116,6 +148,36 @@ export function resolveTransportOptions(options: Partial<TransportOptions> = {},
   checkInt('recvBufferSize', o.recvBufferSize, 0, 2 ** 31 - 1);
   checkInt('monkeyTantrum', o.monkeyTantrum, 0, 99);
   return o;
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/**
+ * Peers from `host:port` text (comma-separated), strings or {host, port} objects; `name` is the
+ * option or variable the errors name. IPv4 addresses and host names only: the driver's socket
+ * is IPv4, as the multicast one is.
+ */
+export function parsePeers(name: string, v: unknown): readonly PeerAddress[] {
+  const items = typeof v === 'string' ? (v.trim() === '' ? [] : v.split(',')) : v;
+  if (!Array.isArray(items)) throw invalid(name, 'must be host:port entries (an array or a comma-separated string)', v);
+  const out: PeerAddress[] = [];
+  const seen = new Set<string>();
+  for (const item of items as unknown[]) {
+    const object = typeof item === 'object' && item !== null && typeof (item as PeerAddress).port === 'number';
+    const text = typeof item === 'string' ? item.trim() : object ? `${String((item as PeerAddress).host)}:${(item as PeerAddress).port}` : undefined;
+    const m = text === undefined ? null : /^([^:\s]+):(\d{1,5})$/.exec(text);
+    const host = m?.[1] ?? '';
+    const port = Number(m?.[2]);
+    if (!m || !(isIPv4(host) || (HOST_NAME.test(host) && !/^[\d.]+$/.test(host))) || !(port >= 1 && port <= 65535)) {
+      const v6 = text !== undefined && (text.startsWith('[') || isIPv6(text.replace(/:\d+$/, '')));
+      throw invalid(name, v6 ? 'IPv6 peers are not supported (the socket is IPv4); give IPv4 addresses or host names'
+        : 'must be host:port entries (an IPv4 address or a host name, and a port in 1..65535)', text ?? item);
+    }
+    if (seen.has(`${host}:${port}`)) throw invalid(name, 'lists a peer twice', text);
+    seen.add(`${host}:${port}`);
+    out.push(Object.freeze({ host, port }));
+  }
+  return Object.freeze(out);
 }
 
 export function isMulticastV4(addr: string): boolean {

@@ -1,0 +1,161 @@
+/**
+ * One McCache process on one simulated host of conformance/netns/netns-faults.test.ts, run in
+ * that host's network namespace (`ip netns exec`) with IPC to the test. It uses only the public
+ * API, configured by the environment as an application would be: the default multicast group
+ * and port with TTL 1 (MCCACHE_PEERS unset), or MCCACHE_PEERS (unicast), plus
+ * MCCACHE_DAEMON_SLEEP, MCCACHE_CACHE_PULSE and MCCACHE_CACHE_MAX.
+ *
+ * NETNS_NODE_CONFIG (JSON): { index, tag, members, cache } — it reports { type: 'ready', nodeId }
+ * once it sees `members` other members.
+ *
+ * Every value names its writer and key (`tag|key|n`, at the head of byte values too), so the
+ * test can tell where any entry came from, even one written by a process it killed.
+ *
+ * Commands (parent -> child), each answered with { type: <cmd>, ... }:
+ *   write { seed, until, maxOps, rate, shared, own, pre }  first sets pre<index>-0..<pre-1>
+ *        (never written again), then random sets (75 %) and deletes (25 %) at `rate` ops/s
+ *        until the wall instant `until` or maxOps; keys s0..s<shared-1> (every writer) and
+ *        <tag>0..<tag><own-1>. Streams { type: 'written', sets } every 50 ms (so the writes of
+ *        a process killed mid-run are known up to its last batch); answers with the counts and,
+ *        per key, this process's LAST operation: [key, hlc, 'set' | 'delete', value checksum].
+ *        A delete's version is the tombstone's (Cache.versionOf), so a lost delete shows too.
+ *   quiet { timeoutMs }    waits until nothing is pending and every member acknowledged all
+ *   report { keys }        entries (key, version, value checksum, value tag), Cache.checksum(),
+ *                          the version of each of `keys` (entry or tombstone), members, the
+ *                          membership events seen (mccache:member:up/down, wall ms), stats
+ *   exit                   drops the IPC channel and simply ends: it must exit by itself
+ *
+ * If the test process dies, the IPC channel closes and this process exits (code 2) instead of
+ * living on in a namespace nobody owns.
+ */
+import { subscribe } from 'node:diagnostics_channel';
+import { getCache, getLocalChecksum, getLocalMetrics } from '../../runtime/index';
+import { seededRng } from '../../runtime/transport/sim-network';
+import { announceReady, quiet, send, serve, stats } from '../fixtures/child-node';
+
+interface Config {
+  index: number;
+  tag: string;
+  members: number;
+  cache: string;
+}
+
+type Command =
+  | { cmd: 'write'; seed: number; until: number; maxOps: number; rate: number; shared: number; own: number; pre: number }
+  | { cmd: 'quiet'; timeoutMs: number }
+  | { cmd: 'report'; keys: string[] }
+  | { cmd: 'exit' };
+
+const cfg = JSON.parse(process.env['NETNS_NODE_CONFIG'] ?? '{}') as Config;
+const cache = getCache<unknown>(cfg.cache);
+const wallNow = (): number => performance.timeOrigin + performance.now();
+const hex = (id: bigint): string => id.toString(16).padStart(16, '0');
+
+const memberEvents: Array<{ type: 'up' | 'down'; nodeId: string; reason?: string; at: number }> = [];
+subscribe('mccache:member:up', (m) => memberEvents.push({ type: 'up', nodeId: hex((m as { nodeId: bigint }).nodeId), at: wallNow() }));
+subscribe('mccache:member:down', (m) => {
+  const e = m as { nodeId: bigint; reason: string };
+  memberEvents.push({ type: 'down', nodeId: hex(e.nodeId), reason: e.reason, at: wallNow() });
+});
+
+let exiting = false;
+process.on('message', (c: Command) => {
+  if (c.cmd === 'exit') exiting = true;
+});
+process.on('disconnect', () => {
+  if (!exiting) process.exit(2);
+});
+
+function valueFor(rng: () => number, key: string, n: number): unknown {
+  const id = `${cfg.tag}|${key}|${n}`;
+  const r = rng();
+  if (r < 0.5) return id;
+  if (r < 0.8) return { id, at: n };
+  if (r < 0.95) return [id, Math.floor(rng() * 1e9)];
+  // 2.5 KB: two datagrams at the default MTU; the head names it.
+  const bytes = new Uint8Array(2500);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rng() * 256);
+  Buffer.from(`${id}\n`).copy(bytes);
+  return bytes;
+}
+
+/** The writer/key/n a value names, as written by valueFor. */
+function tagOf(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('latin1').split('\n', 1)[0]!;
+  if (Array.isArray(v)) return String(v[0]);
+  if (v && typeof v === 'object') return String((v as { id?: unknown }).id);
+  return `?${String(v)}`;
+}
+
+async function write(c: Extract<Command, { cmd: 'write' }>): Promise<object> {
+  const rng = seededRng(c.seed);
+  const last = new Map<string, [string, 'set' | 'delete', string]>();
+  let batch: Array<[string, string, string]> = [];
+  let flushedAt = performance.now();
+  const counts = { set: 0, delete: 0 };
+  let n = 0;
+  const set = (key: string): void => {
+    cache.set(key, valueFor(rng, key, n));
+    const md = cache.metadata(key)!;
+    batch.push([key, md.version.hlc.toString(), md.checksum]);
+    last.set(key, [md.version.hlc.toString(), 'set', md.checksum]);
+    counts.set++;
+  };
+  for (let i = 0; i < c.pre; i++, n++) set(`pre${cfg.index}-${i}`);
+  const t0 = performance.now();
+  while (n < c.maxOps && wallNow() < c.until) {
+    // Paced at `rate` ops/s, a few per turn of the event loop, so datagrams keep flowing both ways.
+    const owed = Math.min(20, Math.ceil(c.pre + ((performance.now() - t0) * c.rate) / 1000) - n);
+    for (let b = 0; b < owed && n < c.maxOps; b++, n++) {
+      const key = rng() < 0.7 ? `s${Math.floor(rng() * c.shared)}` : `${cfg.tag}${Math.floor(rng() * c.own)}`;
+      if (rng() < 0.75) {
+        set(key);
+      } else {
+        cache.delete(key);
+        const v = cache.versionOf(key);
+        if (v) last.set(key, [v.hlc.toString(), 'delete', '']);
+        counts.delete++;
+      }
+    }
+    if (performance.now() - flushedAt >= 50) {
+      send({ type: 'written', index: cfg.index, sets: batch });
+      batch = [];
+      flushedAt = performance.now();
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  if (batch.length > 0) send({ type: 'written', index: cfg.index, sets: batch });
+  return { ops: n, counts, last: [...last].map(([k, [hlc, kind, sum]]) => [k, hlc, kind, sum]) };
+}
+
+async function handle(c: Command): Promise<object> {
+  switch (c.cmd) {
+    case 'write':
+      return write(c);
+    case 'quiet':
+      return quiet(c.timeoutMs);
+    case 'report': {
+      const entries: Array<{ key: string; hlc: string; origin: string; checksum: string; tag: string }> = [];
+      for (const [key, value] of cache.entries()) {
+        const md = cache.metadata(key)!;
+        entries.push({ key, hlc: md.version.hlc.toString(), origin: hex(md.version.node), checksum: md.checksum, tag: tagOf(value) });
+      }
+      entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const versions: Record<string, [string, string]> = {};
+      for (const key of c.keys) {
+        const v = cache.versionOf(key);
+        if (v) versions[key] = [v.hlc.toString(), hex(v.node)];
+      }
+      const m = getLocalMetrics()!;
+      return { nodeId: m.nodeId, entries, versions, checksum: getLocalChecksum(cfg.cache)[cfg.cache], members: m.members,
+        memberEvents, stats: stats(), transport: m.transport };
+    }
+    case 'exit':
+      return {};
+  }
+}
+
+serve<Command>(cfg.index, handle);
+
+announceReady(cfg.index, cfg.members);
