@@ -56,18 +56,46 @@ export function getCache<V = unknown>(name = 'mccache', options: GetCacheOptions
   // The common call, getCache(name) for a cache that exists, reads no file and no environment.
   if (node && Object.keys(options).length === 0) {
     const c = node.caches.get(name);
-    if (c) return c as Cache<V>;
+    if (c && named.has(c)) return c as Cache<V>;
   }
   const settings = resolveSettings(options);
   const n = ensureNode(settings, options);
-  const existing = n.caches.get(name);
-  if (existing) return existing as Cache<V>;
-  return n.cache<V>(name, {
+  const wanted: CacheOptions<V> = {
     ...cacheSettings(settings),
     ...(options.sizeCalculation && { sizeCalculation: options.sizeCalculation }),
     ...(options.callback && { callback: options.callback }),
     ...(options.tombstoneTtl !== undefined && { tombstoneTtl: options.tombstoneTtl }),
-  });
+  };
+  const existing = n.caches.get(name) as Cache<V> | undefined;
+  if (existing && named.has(existing as Cache<unknown>)) {
+    // Named before: the options of that first call stand; a different one is a mistake.
+    const first = named.get(existing as Cache<unknown>) as CacheOptions<V>;
+    for (const k of CACHE_OPTIONS) {
+      if (options[k] !== undefined && !Object.is(wanted[k], first[k])) {
+        throw new McCacheError(ErrorCode.INVALID_OPTION,
+          `${k}: cache ${JSON.stringify(name)} exists with ${k}=${show(first[k])}, got ${show(wanted[k])}; a cache's options are fixed by the first getCache(name, options)`);
+      }
+    }
+    return existing;
+  }
+  let c: Cache<V>;
+  if (existing) {
+    // Made by a peer's write before this process named it (with the defaults): now it gets
+    // the options it is named with, whatever the race between that write and this call.
+    existing.reconfigure(wanted);
+    c = existing;
+  } else {
+    c = n.cache<V>(name, wanted);
+  }
+  named.set(c as Cache<unknown>, wanted as CacheOptions<unknown>);
+  return c;
+}
+
+/** Caches named by getCache, with the options they were named with. */
+const named = new WeakMap<Cache<unknown>, CacheOptions<unknown>>();
+const CACHE_OPTIONS = ['ttl', 'max', 'maxSize', 'mode', 'callbackWindow', 'sizeCalculation', 'callback', 'tombstoneTtl'] as const;
+function show(v: unknown): string {
+  return typeof v === 'function' ? `[function ${v.name || 'anonymous'}]` : JSON.stringify(v) ?? 'undefined';
 }
 
 /** Clears the named cache, or every cache, here and on every member (McCache's clear_cache). */
@@ -144,6 +172,7 @@ function ensureNode(settings: Settings, options: SettingsOptions): McCacheNode {
     multicastHops: settings.multicastHops,
     monkeyTantrum: settings.monkeyTantrum,
     cryptoKey: settings.cryptoKey,
+    peers: settings.peers, // non-empty: unicast to these peers instead of multicast
     coreOptions: { packetMtu: settings.packetMtu, heartbeatInterval: heartbeat, failureTimeout: 5 * heartbeat },
   });
   const n = new McCacheNode({

@@ -27,6 +27,11 @@ describe('cluster/api: getCache settings', function () {
       samePort: 'ok',
       otherPort: ErrorCode.INVALID_OPTION,
       perCacheSettingOnNewCache: 'ok',
+      perCacheSameAgain: 'ok',
+      // A cache's options are fixed by the first getCache(name, options): no silent ignoring.
+      perCacheOtherMax: ErrorCode.INVALID_OPTION,
+      perCacheOtherCallback: ErrorCode.INVALID_OPTION,
+      namedKeepsItsOptions: true,
       sameInstance: true,
     });
   });
@@ -44,6 +49,27 @@ describe('cluster/api: getCache settings', function () {
     const report = await peer.ask('report', { cache: 'lazy' });
     const keys = (report['entries'] as Array<{ key: string }>).map((e) => e.key);
     expect(keys, 'the 5 most recent writes, the rest evicted locally').to.deep.equal(['w5', 'w6', 'w7', 'w8', 'w9']);
+    await peer.ask('exit', { shutdown: true });
+    expect((await peer.exited).code).to.equal(0);
+  });
+
+  it('getCache(name, options) on a cache that remote writes created gives it those options (not the defaults it was made with)', async () => {
+    const { group, port } = privateGroup();
+    const env = hostLocalEnv(group, port, { MCCACHE_DAEMON_SLEEP: '0.2' });
+    const peer = new CacheNodeProcess(0, 0, 'own', { ...env, MCCACHE_CACHE_MAX: '5' });
+    procs.push(peer);
+    expect((await peer.ready).type).to.equal('ready');
+    const writer = await runScript(join(FIXTURES, 'cache-writer.ts'), { ...env, WRITER_CACHE: 'lazy', WRITER_KEYS: '10' }, 20_000);
+    expect(writer.code, writer.stderr).to.equal(0);
+    // Not named yet: the remote writes made it with the settings' max of 5.
+    let sizes: Record<string, number> = {};
+    for (const end = Date.now() + 3000; Date.now() < end && sizes['lazy'] !== 5;) {
+      sizes = (await peer.ask('sizes', {}))['sizes'] as Record<string, number>;
+    }
+    expect(sizes['lazy'], 'made by remote writes, bounded by MCCACHE_CACHE_MAX').to.equal(5);
+    expect((await peer.ask('waitFor', { cache: 'lazy', keys: ['w9'], timeoutMs: 3000, options: { max: 3 } }))['ok']).to.equal(true);
+    const report = await peer.ask('report', { cache: 'lazy' });
+    expect((report['entries'] as Array<{ key: string }>).map((e) => e.key), 'max 3 now: the LRU entries evicted').to.deep.equal(['w7', 'w8', 'w9']);
     await peer.ask('exit', { shutdown: true });
     expect((await peer.exited).code).to.equal(0);
   });

@@ -185,16 +185,16 @@ const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): 
 export class Cache<V = unknown> implements SyncTarget {
   readonly name: string;
   readonly #nameBytes: number;
-  readonly #max: number;
-  readonly #maxSize: number;
-  readonly #sizeOf: ((value: V, key: string) => number) | undefined;
-  readonly #ttl: number;
-  readonly #mode: 0 | 1;
-  readonly #callbackWindow: number;
+  #max: number;
+  #maxSize: number;
+  #sizeOf: ((value: V, key: string) => number) | undefined;
+  #ttl: number;
+  #mode: 0 | 1;
+  #callbackWindow: number;
   /** callbackWindow > 0: `get` records the lookup time. */
-  readonly #trackLookups: boolean;
-  readonly #callback: ((c: ChangeInfo<V>) => void) | undefined;
-  readonly #tombstoneTtl: number;
+  #trackLookups: boolean;
+  #callback: ((c: ChangeInfo<V>) => void) | undefined;
+  #tombstoneTtl: number;
   readonly #now: () => number;
   readonly #clock: HybridClock;
   readonly #replicator: Replicator | undefined;
@@ -224,25 +224,65 @@ export class Cache<V = unknown> implements SyncTarget {
     this.name = name;
     this.#nameBytes = Buffer.byteLength(name, 'utf8');
     const o = options ?? {};
-    this.#max = intOpt('max', o.max, DEFAULTS.max);
-    this.#maxSize = intOpt('maxSize', o.maxSize, DEFAULTS.maxSize);
-    if (o.sizeCalculation !== undefined && typeof o.sizeCalculation !== 'function') {
-      throw new McCacheError(ErrorCode.INVALID_OPTION, 'sizeCalculation: must be a function (value, key) => number');
-    }
-    this.#sizeOf = o.sizeCalculation;
-    this.#ttl = intOpt('ttl', o.ttl, DEFAULTS.ttl, MAX_TTL);
-    if (o.mode !== undefined && o.mode !== 0 && o.mode !== 1) throw new McCacheError(ErrorCode.INVALID_OPTION, `mode: must be 0 or 1, got ${String(o.mode)}`);
-    this.#mode = o.mode ?? DEFAULTS.mode;
-    this.#callbackWindow = intOpt('callbackWindow', o.callbackWindow, DEFAULTS.callbackWindow);
-    this.#trackLookups = this.#callbackWindow > 0;
-    if (o.callback !== undefined && typeof o.callback !== 'function') throw new McCacheError(ErrorCode.INVALID_OPTION, 'callback: must be a function');
-    this.#callback = o.callback;
-    this.#tombstoneTtl = intOpt('tombstoneTtl', o.tombstoneTtl, DEFAULTS.tombstoneTtl);
+    this.#max = 0;
+    this.#maxSize = 0;
+    this.#ttl = 0;
+    this.#mode = 1;
+    this.#callbackWindow = 0;
+    this.#trackLookups = false;
+    this.#tombstoneTtl = 0;
+    this.#applyOptions(o);
     if (o.now !== undefined && typeof o.now !== 'function') throw new McCacheError(ErrorCode.INVALID_OPTION, 'now: must be a function returning ms');
     this.#now = o.now ?? coarseNow;
     this.#clock = deps.clock;
     this.#replicator = deps.replicator;
     this.#nodeId = deps.nodeId;
+  }
+
+  /**
+   * Replaces the options (those of the constructor but `now`), e.g. when getCache names a cache
+   * that a peer's write created with the defaults. Validates everything first (an invalid
+   * option throws and changes nothing); new bounds apply at once (evicting by LRU / size), a
+   * new `ttl` applies to later writes, a new `sizeCalculation` re-measures every entry.
+   */
+  reconfigure(options: Omit<CacheOptions<V>, 'now'>): void {
+    this.#assertOpen();
+    if (options === null || typeof options !== 'object') throw new McCacheError(ErrorCode.INVALID_OPTION, 'options: must be an object');
+    if ((options as CacheOptions<V>).now !== undefined) throw new McCacheError(ErrorCode.INVALID_OPTION, 'now: cannot be changed after the cache was made');
+    const sizeOf = this.#sizeOf;
+    this.#applyOptions(options);
+    if (this.#sizeOf !== sizeOf) {
+      this.#calculatedSize = 0;
+      for (let e = this.#head; e !== undefined; e = e.next) {
+        e.size = this.#sizeOf ? this.#sizeOf(e.value, e.key) : e.bytes.length + Buffer.byteLength(e.key, 'utf8');
+        this.#calculatedSize += e.size;
+      }
+    }
+    while (this.#max > 0 && this.#map.size > this.#max && this.#head !== undefined) this.#evict(this.#head, 'lru');
+    while (this.#maxSize > 0 && this.#calculatedSize > this.#maxSize && this.#head !== undefined) this.#evict(this.#head, 'size');
+  }
+
+  /** Validates every option, then assigns them all (nothing changes when one is invalid). */
+  #applyOptions(o: Omit<CacheOptions<V>, 'now'>): void {
+    const max = intOpt('max', o.max, DEFAULTS.max);
+    const maxSize = intOpt('maxSize', o.maxSize, DEFAULTS.maxSize);
+    if (o.sizeCalculation !== undefined && typeof o.sizeCalculation !== 'function') {
+      throw new McCacheError(ErrorCode.INVALID_OPTION, 'sizeCalculation: must be a function (value, key) => number');
+    }
+    const ttl = intOpt('ttl', o.ttl, DEFAULTS.ttl, MAX_TTL);
+    if (o.mode !== undefined && o.mode !== 0 && o.mode !== 1) throw new McCacheError(ErrorCode.INVALID_OPTION, `mode: must be 0 or 1, got ${String(o.mode)}`);
+    const callbackWindow = intOpt('callbackWindow', o.callbackWindow, DEFAULTS.callbackWindow);
+    if (o.callback !== undefined && typeof o.callback !== 'function') throw new McCacheError(ErrorCode.INVALID_OPTION, 'callback: must be a function');
+    const tombstoneTtl = intOpt('tombstoneTtl', o.tombstoneTtl, DEFAULTS.tombstoneTtl);
+    this.#max = max;
+    this.#maxSize = maxSize;
+    this.#sizeOf = o.sizeCalculation;
+    this.#ttl = ttl;
+    this.#mode = o.mode ?? DEFAULTS.mode;
+    this.#callbackWindow = callbackWindow;
+    this.#trackLookups = callbackWindow > 0;
+    this.#callback = o.callback;
+    this.#tombstoneTtl = tombstoneTtl;
   }
 
   // --- Map-like API ---------------------------------------------------------------------------
