@@ -569,10 +569,22 @@ export class Cache<V = unknown> implements SyncTarget {
     if (c < 0) return -1;
     if (c === 0) return 0; // the clear itself, replayed: everything it covers is gone already
     if (key === undefined) return 1;
-    const mine = this.versionOf(key);
-    if (mine === undefined) return 1;
-    const d = compareVersions(v, mine);
-    return d < 0 ? -1 : d === 0 ? 0 : 1;
+    // What versionOf returns, without allocating a Version per remote write.
+    let hlc: bigint;
+    let node: bigint;
+    const e = this.#map.get(key);
+    if (e) {
+      hlc = e.hlc;
+      node = e.origin;
+    } else {
+      const t = this.#tombstones.get(key);
+      if (t === undefined) return 1;
+      hlc = t.hlc;
+      node = t.origin;
+    }
+    if (v.hlc !== hlc) return v.hlc < hlc ? -1 : 1;
+    if (v.node !== node) return v.node < node ? -1 : 1;
+    return 0;
   }
 
   /** `ttl`: ms, 0 = never expires. Returns whether the put was applied. */
@@ -589,7 +601,7 @@ export class Cache<V = unknown> implements SyncTarget {
     let size: number;
     try {
       value = decodeValue(codec, bytes) as V;
-      size = this.#sizeFor(value, key, bytes);
+      size = this.#sizeFor(value, key, bytes, e);
     } catch {
       // Undecodable, or too large for maxSize here (or the user's sizeCalculation failed): the
       // value we hold is outdated all the same, so it goes rather than be served as current.
@@ -600,7 +612,7 @@ export class Cache<V = unknown> implements SyncTarget {
     const lastLookupAt = e?.lastLookupAt ?? -1;
     this.#store(key, value, codec, bytes.slice(), v.hlc, v.node, ttl, size);
     this.#m.remoteApplies++;
-    this.#events.emit('remote-set', { cache: this.name, key, version: v });
+    if (this.#events.listenerCount('remote-set') > 0) this.#events.emit('remote-set', { cache: this.name, key, version: v });
     this.#maybeCallback(key, 'set', value, v, lastLookupAt);
     return true;
   }
@@ -614,7 +626,7 @@ export class Cache<V = unknown> implements SyncTarget {
     if (e) this.#unlink(e);
     this.#putTombstone(key, { hlc: v.hlc, origin: v.node, expiresAt: now + this.#tombstoneTtl }, now);
     this.#m.remoteApplies++;
-    this.#events.emit('remote-delete', { cache: this.name, key, version: v });
+    if (this.#events.listenerCount('remote-delete') > 0) this.#events.emit('remote-delete', { cache: this.name, key, version: v });
     if (e) this.#maybeCallback(key, 'delete', undefined, v, lastLookupAt);
     return true;
   }
