@@ -36,7 +36,8 @@ import { hostname } from 'node:os';
 import { ErrorCode, McCacheError } from './errors';
 import type { Message, MessageOf } from './codec/packet';
 import type { CoreEvent, NodeId } from './core/types';
-import { Cache, type CacheMetrics, type CacheOptions, type Replicator } from './cache/cache';
+import { Cache, type CacheMetrics, type CacheOptions, type LazyPut, type Mutation, type Replicator } from './cache/cache';
+import { encodeUtf8 } from './cache/value-codec';
 import { coarseWallNow, HybridClock } from './cache/hlc';
 import { AntiEntropy } from './cache/anti-entropy';
 import { channel } from 'node:diagnostics_channel';
@@ -120,7 +121,7 @@ export class McCacheNode implements Replicator {
   readonly #t: NodeTransport;
   readonly #caches = new Map<string, Cache<unknown>>();
   /** Pending puts and deletes: per cache, per key, the newest only (see `publish`). */
-  readonly #writes = new Map<string, Map<string, PutOrDelete>>();
+  readonly #writes = new Map<string, Map<string, LazyPut | MessageOf<'delete'>>>();
   #writesCount = 0;
   #maxMessageSize: number | undefined;
   /** Other pending messages (clears, replies, sync entries), by a key that coalesces repeats. */
@@ -151,7 +152,7 @@ export class McCacheNode implements Replicator {
   #shedUnrepaired = false;
   readonly #maxPending: number;
   /** Writes #flush is gathering into one message (reused: no allocation per flush). */
-  readonly #group = { cache: '', size: 0, keys: [] as string[], writes: [] as PutOrDelete[], writesOfCache: new Map<string, PutOrDelete>() };
+  readonly #group = { cache: '', size: 0, keys: [] as string[], writes: [] as PutOrDelete[], writesOfCache: new Map<string, LazyPut | MessageOf<'delete'>>() };
 
   constructor(options: NodeOptions) {
     this.#t = options.transport;
@@ -265,7 +266,7 @@ export class McCacheNode implements Replicator {
     return this.#caches;
   }
 
-  publish(message: Message): void {
+  publish(message: Mutation): void {
     if (message.op === 'put' || message.op === 'delete') {
       // Per cache, keyed by the key itself: no composite key string to build per write.
       let writes = this.#writes.get(message.cache);
@@ -431,13 +432,15 @@ export class McCacheNode implements Replicator {
         const header = 3 + Buffer.byteLength(cache, 'utf8');
         group.size = header;
         for (const [key, message] of writes) {
-          const size = writeSize(message);
+          // A string value set by the cache is encoded here, once, when it is sent.
+          if (message.op === 'put' && typeof message.value === 'string') message.value = encodeUtf8(message.value);
+          const size = writeSize(message as PutOrDelete);
           if (group.keys.length > 0 && (group.size + size > room || group.keys.length === 0xffff)) {
             if (!this.#sendGroup()) return;
             group.size = header;
           }
           group.keys.push(key);
-          group.writes.push(message);
+          group.writes.push(message as PutOrDelete);
           group.size += size;
         }
         if (!this.#sendGroup()) return;

@@ -5,7 +5,7 @@
  * come from `params` in ../wire/wire-arbitraries.ts (FC_NUM_RUNS scales them, FC_SEED replays).
  */
 import type { Message, ValueCodec } from '../../runtime/codec/packet';
-import { Cache, type CacheOptions, type Replicator } from '../../runtime/cache/cache';
+import { Cache, encodedPut, type CacheOptions, type Mutation, type Replicator } from '../../runtime/cache/cache';
 import { HybridClock } from '../../runtime/cache/hlc';
 import { encodeValue } from '../../runtime/cache/value-codec';
 import { maxMessageSize as maxMessageSizeAt } from '../../runtime/codec';
@@ -29,8 +29,9 @@ export class FakeTime {
 export class RecordingReplicator implements Replicator {
   readonly published: Message[] = [];
   constructor(readonly nodeId: bigint = 1n, readonly maxMessageSize: number = maxMessageSizeAt(1472)) {}
-  publish(message: Message): void {
-    this.published.push(message);
+  /** Recorded as sent: a put's string value as its UTF-8 bytes. */
+  publish(message: Mutation): void {
+    this.published.push(message.op === 'put' ? encodedPut(message) : message);
   }
 }
 

@@ -11,7 +11,7 @@
  */
 import type { Message } from '../../runtime/codec/packet';
 import type { ReliableCoreOptions } from '../../runtime/core/reliable-core';
-import type { CacheOptions, Cache } from '../../runtime/cache/cache';
+import { encodedPut, type CacheOptions, type Cache, type Mutation } from '../../runtime/cache/cache';
 import { compareVersions, type Version } from '../../runtime/cache/hlc';
 import { McCacheNode, type NodeOptions } from '../../runtime/node';
 import { SimNetwork, type SimFaults } from '../../runtime/transport/sim-network';
@@ -81,8 +81,8 @@ export class SimCluster {
       ...o.node,
     });
     const publish = node.publish.bind(node);
-    node.publish = (message: Message): void => {
-      this.published.push({ node: i, message });
+    node.publish = (message: Mutation): void => {
+      this.published.push({ node: i, message: message.op === 'put' ? encodedPut(message) : message });
       publish(message);
     };
     this.transports.push(t);

@@ -38,18 +38,31 @@
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
-import type { Message, SyncEntry, ValueCodec } from '../codec/packet';
+import type { Message, MessageOf, SyncEntry, ValueCodec } from '../codec/packet';
 import type { SyncRecord, SyncTarget } from './anti-entropy';
 import { compareVersions, hlcPhysical, type HybridClock, type Version } from './hlc';
-import { decodeValue, encodeValue } from './value-codec';
+import { checkString, decodeValue, encodeUtf8, encodeValue, utf8Length } from './value-codec';
 
 export type EvictionReason = 'ttl' | 'lru' | 'size';
+
+/**
+ * A put whose value may still be the string given to `set`: the node encodes it to UTF-8 when
+ * it sends it (a write coalesced away is never encoded). `codec` is then 'utf8'.
+ */
+export type LazyPut = Omit<MessageOf<'put'>, 'value'> & { value: Uint8Array | string };
+/** What a cache publishes. */
+export type Mutation = LazyPut | MessageOf<'delete'> | MessageOf<'clear'>;
+
+/** The put with its value encoded (LazyPut's string value as UTF-8). */
+export function encodedPut(m: LazyPut): MessageOf<'put'> {
+  return typeof m.value === 'string' ? { ...m, value: encodeUtf8(m.value) } : m as MessageOf<'put'>;
+}
 
 /** What the cache needs from the process's node (runtime/node.ts). */
 export interface Replicator {
   readonly nodeId: bigint;
   /** Queues a replicated mutation (never blocks; coalesces under backpressure). */
-  publish(message: Message): void;
+  publish(message: Mutation): void;
   /** Largest encoded message body the transport accepts. */
   readonly maxMessageSize: number;
 }
@@ -143,8 +156,13 @@ interface Entry<V> {
   lastLookupAt: number;
   key: string;
   codec: ValueCodec;
-  /** The encoded value: what is replicated and checksummed. */
-  bytes: Uint8Array;
+  /**
+   * The encoded value: what is replicated and checksummed. Undefined for a string value set
+   * here until something needs its bytes (#bytesOf): encoding costs as much as the rest of a set.
+   */
+  bytes: Uint8Array | undefined;
+  /** UTF-8 bytes of the key (the default size counts them). */
+  keyLen: number;
   hlc: bigint;
   origin: bigint;
   size: number;
@@ -254,7 +272,7 @@ export class Cache<V = unknown> implements SyncTarget {
     if (this.#sizeOf !== sizeOf) {
       this.#calculatedSize = 0;
       for (let e = this.#head; e !== undefined; e = e.next) {
-        e.size = this.#sizeOf ? this.#sizeOf(e.value, e.key) : e.bytes.length + Buffer.byteLength(e.key, 'utf8');
+        e.size = this.#sizeOf ? this.#sizeOf(e.value, e.key) : this.#bytesOf(e).length + e.keyLen;
         this.#calculatedSize += e.size;
       }
     }
@@ -349,22 +367,34 @@ export class Cache<V = unknown> implements SyncTarget {
     }
     const perCall = options?.ttl === undefined ? 0 : intOpt('ttl', options.ttl, 0, MAX_TTL);
     const ttl = perCall > 0 ? perCall : this.#ttl;
-    const { codec, bytes } = encodeValue(value);
-    // A key's UTF-8 length is at most 3 per UTF-16 unit: measure it only when it matters.
-    if (this.#replicator && PUT_OVERHEAD + this.#nameBytes + 3 * key.length + bytes.length > this.#replicator.maxMessageSize) {
-      const body = PUT_OVERHEAD + this.#nameBytes + Buffer.byteLength(key, 'utf8') + bytes.length;
+    // Strings, the usual value, are checked now and encoded only when their bytes are needed
+    // (sending, checksums, digests); anything else is encoded now, which also validates it.
+    let codec: ValueCodec;
+    let bytes: Uint8Array | undefined;
+    let valueLen: number;
+    if (typeof value === 'string') {
+      checkString(value);
+      codec = 'utf8';
+      valueLen = utf8Length(value);
+    } else {
+      ({ codec, bytes } = encodeValue(value));
+      valueLen = bytes.length;
+    }
+    const keyLen = held !== undefined ? held.keyLen : Buffer.byteLength(key, 'utf8');
+    if (this.#replicator) {
+      const body = PUT_OVERHEAD + this.#nameBytes + keyLen + valueLen;
       const limit = this.#replicator.maxMessageSize;
       if (body > limit) {
         throw new MessageTooLargeError(ErrorCode.VALUE_TOO_LARGE,
-          `set(${JSON.stringify(key)}): the encoded value is ${bytes.length} bytes; with its key it needs ${body} bytes, and a message holds at most ${limit} bytes (255 fragments at this packetMtu)`,
+          `set(${JSON.stringify(key)}): the encoded value is ${valueLen} bytes; with its key it needs ${body} bytes, and a message holds at most ${limit} bytes (255 fragments at this packetMtu)`,
           body, limit);
       }
     }
-    const size = this.#sizeFor(value, key, bytes, held);
+    const size = this.#sizeFor(value, key, valueLen, keyLen);
     const hlc = this.#clock.now();
-    this.#store(key, value, codec, bytes, hlc, this.#nodeId, ttl, size);
+    this.#store(key, value, codec, bytes, keyLen, hlc, this.#nodeId, ttl, size);
     this.#m.sets++;
-    this.#replicator?.publish({ op: 'put', cache: this.name, key, hlc, ttl, codec, value: bytes });
+    this.#replicator?.publish({ op: 'put', cache: this.name, key, hlc, ttl, codec, value: bytes ?? value as string });
     return this;
   }
 
@@ -420,7 +450,7 @@ export class Cache<V = unknown> implements SyncTarget {
       version: { hlc: e.hlc, node: e.origin }, origin: e.origin, writtenAt: hlcPhysical(e.hlc),
       createdAt: e.createdAt, updatedAt: e.updatedAt, lastLookupAt: e.lastLookupAt < 0 ? undefined : e.lastLookupAt,
       expiresAt: e.expiresAt === NEVER ? undefined : e.expiresAt, size: e.size, codec: e.codec,
-      checksum: sha256(e.bytes),
+      checksum: sha256(this.#bytesOf(e)),
     };
   }
 
@@ -441,7 +471,7 @@ export class Cache<V = unknown> implements SyncTarget {
     const rows = [...this.#live()].map((e) => ({ e, k: Buffer.from(e.key, 'utf8') }));
     rows.sort((a, b) => Buffer.compare(a.k, b.k));
     const h = createHash('sha256');
-    for (const { e, k } of rows) h.update(`${k.length}:${e.key}\t${e.hlc}\t${e.origin}\t${sha256(e.bytes)}\n`, 'utf8');
+    for (const { e, k } of rows) h.update(`${k.length}:${e.key}\t${e.hlc}\t${e.origin}\t${sha256(this.#bytesOf(e))}\n`, 'utf8');
     return h.digest('hex');
   }
 
@@ -517,7 +547,7 @@ export class Cache<V = unknown> implements SyncTarget {
     const now = this.#now();
     for (const e of this.#live()) {
       const ttl = e.expiresAt === NEVER ? 0 : Math.min(MAX_TTL, Math.max(1, Math.ceil(e.expiresAt - now)));
-      yield { key: e.key, hlc: e.hlc, origin: e.origin, kind: 'value', ttl, codec: e.codec, value: e.bytes };
+      yield { key: e.key, hlc: e.hlc, origin: e.origin, kind: 'value', ttl, codec: e.codec, value: this.#bytesOf(e) };
     }
     for (const [key, t] of [...this.#tombstones]) {
       if (t.expiresAt > now && this.#tombstones.get(key) === t) {
@@ -599,9 +629,11 @@ export class Cache<V = unknown> implements SyncTarget {
     }
     let value: V;
     let size: number;
+    let keyLen: number;
     try {
       value = decodeValue(codec, bytes) as V;
-      size = this.#sizeFor(value, key, bytes, e);
+      keyLen = e !== undefined ? e.keyLen : Buffer.byteLength(key, 'utf8');
+      size = this.#sizeFor(value, key, bytes.length, keyLen);
     } catch {
       // Undecodable, or too large for maxSize here (or the user's sizeCalculation failed): the
       // value we hold is outdated all the same, so it goes rather than be served as current.
@@ -610,7 +642,7 @@ export class Cache<V = unknown> implements SyncTarget {
       return e !== undefined;
     }
     const lastLookupAt = e?.lastLookupAt ?? -1;
-    this.#store(key, value, codec, bytes.slice(), v.hlc, v.node, ttl, size);
+    this.#store(key, value, codec, bytes.slice(), keyLen, v.hlc, v.node, ttl, size);
     this.#m.remoteApplies++;
     if (this.#events.listenerCount('remote-set') > 0) this.#events.emit('remote-set', { cache: this.name, key, version: v });
     this.#maybeCallback(key, 'set', value, v, lastLookupAt);
@@ -649,7 +681,12 @@ export class Cache<V = unknown> implements SyncTarget {
     }
   }
 
-  #store(key: string, value: V, codec: ValueCodec, bytes: Uint8Array, hlc: bigint, origin: bigint, ttl: number, size: number): void {
+  /** The entry's encoded value, encoding a string value set here on first need. */
+  #bytesOf(e: Entry<V>): Uint8Array {
+    return e.bytes ??= encodeUtf8(e.value as string);
+  }
+
+  #store(key: string, value: V, codec: ValueCodec, bytes: Uint8Array | undefined, keyLen: number, hlc: bigint, origin: bigint, ttl: number, size: number): void {
     const now = this.#now();
     const expiresAt = ttl > 0 ? now + ttl : NEVER;
     let e = this.#map.get(key);
@@ -671,7 +708,7 @@ export class Cache<V = unknown> implements SyncTarget {
       if (e !== this.#tail) this.#moveToTail(e);
     } else {
       // The fields get touches come first: they share the object's first cache line.
-      e = { value, expiresAt, prev: undefined, next: undefined, lastLookupAt: -1, key, codec, bytes, hlc, origin, size, createdAt: now, updatedAt: now };
+      e = { value, expiresAt, prev: undefined, next: undefined, lastLookupAt: -1, key, codec, bytes, keyLen, hlc, origin, size, createdAt: now, updatedAt: now };
       this.#map.set(key, e);
       this.#calculatedSize += size;
       this.#linkTail(e);
@@ -690,7 +727,7 @@ export class Cache<V = unknown> implements SyncTarget {
   }
 
   /** The entry's size for maxSize; throws VALUE_TOO_LARGE when it alone exceeds maxSize. */
-  #sizeFor(value: V, key: string, bytes: Uint8Array, held?: Entry<V>): number {
+  #sizeFor(value: V, key: string, valueLen: number, keyLen: number): number {
     let n: number;
     if (this.#sizeOf) {
       n = this.#sizeOf(value, key);
@@ -698,9 +735,7 @@ export class Cache<V = unknown> implements SyncTarget {
         throw new McCacheError(ErrorCode.INVALID_ARGUMENT, `sizeCalculation: must return a non-negative integer, got ${String(n)}`);
       }
     } else {
-      // A held entry's default size already counts the key's UTF-8 bytes (measuring costs more
-      // than the rest of a set).
-      n = bytes.length + (held !== undefined ? held.size - held.bytes.length : Buffer.byteLength(key, 'utf8'));
+      n = valueLen + keyLen;
     }
     if (this.#maxSize > 0 && n > this.#maxSize) {
       throw new MessageTooLargeError(ErrorCode.VALUE_TOO_LARGE, `set(${JSON.stringify(key)}): size ${n} exceeds maxSize ${this.#maxSize}`, n, this.#maxSize);
