@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { decodeValue, encodeValue, MAX_VALUE_DEPTH } from '../../runtime/cache/value-codec';
+import { decodeValue, encodeUtf8, encodeValue, MAX_VALUE_DEPTH, utf8Length } from '../../runtime/cache/value-codec';
 import { ErrorCode, MalformedPacketError } from '../../runtime/errors';
 import { errorCode } from '../error-code';
 
@@ -309,3 +309,17 @@ function deepMapExt(levels: number): string {
   }
   return Buffer.from(inner).toString('hex');
 }
+
+describe('cache/value-codec: the string fast paths', () => {
+  it('utf8Length and encodeUtf8 agree with Buffer for any well-formed string, short or long', () => {
+    const strings = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 80 }),
+      fc.string({ unit: 'grapheme-ascii', maxLength: 80 }),
+      fc.constantFrom('', 'a'.repeat(64), 'a'.repeat(63) + 'é', '😀'.repeat(40), 'ascii then ✓'),
+    );
+    fc.assert(fc.property(strings, (s) => {
+      expect(utf8Length(s)).to.equal(Buffer.byteLength(s, 'utf8'));
+      expect(Buffer.from(encodeUtf8(s)).equals(Buffer.from(s, 'utf8'))).to.equal(true);
+    }), { numRuns: 2000 });
+  });
+});
