@@ -41,9 +41,9 @@ import { Cluster, fmt, hostBusyMs, hostLocalEnv, quantiles, randomGroup, rawSock
 const NODES = 3;
 const LAT_RATES = [1_000, 5_000, 20_000];
 const LAT_SECONDS = 3;
-const SWEEP_RATES = [30_000, 40_000, 50_000, 65_000, 80_000];
+const SWEEP_RATES = [30_000, 50_000, 80_000, 120_000, 160_000];
 const SWEEP_SECONDS = 2;
-const FLAT_MAX = 150_000;
+const FLAT_MAX = 300_000;
 const FLAT_SECONDS = 3;
 const FLAT_BURST = 256;
 const DRAIN_DEADLINE_MS = 4_000;
