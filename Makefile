@@ -6,9 +6,11 @@ export TS_NODE_PROJECT := tsconfig.test.json
 # Debian's python3 (not a pyenv one): python3-kaitaistruct installs there.
 PYTHON ?= /usr/bin/python3
 APT_PACKAGES := python3-kaitaistruct tcpdump tshark iputils-tracepath iproute2 nftables
+# Only `make bench` needs these: the Redis comparison benches start their own redis-server.
+BENCH_APT_PACKAGES := redis-server
 MOCHA := npx mocha
 
-.PHONY: deps apt-deps generated check-generated build typecheck test unit conformance bench demo clean
+.PHONY: deps apt-deps bench-deps generated check-generated build typecheck test unit conformance bench bench-report demo clean
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -50,8 +52,28 @@ conformance: build apt-deps
 
 test: deps apt-deps check-generated typecheck unit conformance
 
-bench: build
-	node bench/run.mjs
+# Installs redis-server for the benches when it is missing (as root; without root the benches
+# still run and print their Redis columns as skipped). The Debian package may start a system
+# service on port 6379: the benches never use it (each starts a private instance on a random
+# port), so a service this step installed is stopped and disabled at once.
+bench-deps:
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    case "$$missing" in *redis-server*) \
+	      if [ -d /run/systemd/system ]; then systemctl disable --now redis-server >/dev/null 2>&1 || true; \
+	      else service redis-server stop >/dev/null 2>&1 || true; fi;; esac; \
+	  else echo "bench-deps: need root to install:$$missing (the Redis comparisons will be skipped)" >&2; fi; fi
+
+# Every bench (bench/run.mjs; never part of `make test`), then BENCHMARKS.md, bench/charts/*.svg
+# and bench/report.html from bench/results/ (bench/report.mjs), also when a bench failed.
+# BENCH_QUICK=1 make bench: short phases and one repetition, to check the harness (not for quoting).
+bench: build bench-deps
+	node bench/run.mjs; status=$$?; node bench/report.mjs && exit $$status
+
+# Rewrites BENCHMARKS.md and the charts from the results of the last `make bench`, measuring nothing.
+bench-report:
+	node bench/report.mjs
 
 # The README's first command: three local processes sharing a cache over host-local multicast
 # (runtime/cli/demo.ts). Builds first when dist/ is missing or older than a source.
