@@ -23,7 +23,8 @@
  *   the key here and nowhere else.
  * - Metrics and checksum requests are answered with replies that carry the request's sequence
  *   number (`requestSeq`); `clusterMetrics`/`clusterChecksum` collect the replies to their own
- *   request for `replyWindow` ms, so concurrent requests never see each other's replies.
+ *   request until every member answered (at most `replyWindow` ms), so concurrent requests
+ *   never see each other's replies and a member hashing a large cache is waited for.
  * - `shutdown` stops the caches taking writes, hands every pending write to the transport
  *   (bounded by `flushTimeout`), and closes the transport, which waits (bounded) until every
  *   member acknowledged them, announces LEAVE and closes the socket.
@@ -32,6 +33,7 @@
  * join grace) is unref'd, and so are the UDP driver's socket and timer. Awaited calls
  * (shutdown, clusterMetrics, clusterChecksum) hold the process only until they resolve.
  */
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ErrorCode, McCacheError } from './errors';
 import type { Message, MessageOf } from './codec/packet';
@@ -67,7 +69,10 @@ export interface NodeOptions {
   wallNow?: () => number;
   /** Options for caches created by remote writes before getCache is called. @default {} */
   cacheDefaults?: CacheOptions<unknown>;
-  /** ms to collect replies of clusterMetrics/clusterChecksum. @default 300 */
+  /**
+   * Longest wait for the replies of clusterMetrics/clusterChecksum, ms; they return as soon as
+   * every member answered. @default 3000
+   */
   replyWindow?: number;
   /** Called with each member's metrics when a metrics request arrives (McCache logs them). */
   onMetricsRequest?: (metrics: LocalMetrics) => void;
@@ -114,6 +119,11 @@ export function formatNodeId(id: NodeId): string {
 }
 
 const REPLY_POLL_MS = 5;
+const REPLY_QUIET_MS = 20;
+/** How long bucket requests from one member are gathered before one walk answers them all. */
+const SYNC_COALESCE_MS = 5;
+/** SHA-256 of nothing: Cache.checksum() of an empty cache. */
+const EMPTY_CHECKSUM = createHash('sha256').digest('hex');
 
 export class McCacheNode implements Replicator {
   readonly nodeId: NodeId;
@@ -124,6 +134,9 @@ export class McCacheNode implements Replicator {
   readonly #writes = new Map<string, Map<string, LazyPut | MessageOf<'delete'>>>();
   #writesCount = 0;
   #maxMessageSize: number | undefined;
+  /** Bucket requests being gathered (see #onReceive), by asker, bucket count and cache. */
+  readonly #syncAsks = new Map<string, { from: NodeId; m: MessageOf<'sync_request'>; ids: Set<number> }>();
+  #syncAskTimer: NodeJS.Timeout | undefined;
   /** Other pending messages (clears, replies, sync entries), by a key that coalesces repeats. */
   readonly #pending = new Map<string, Message>();
   readonly #cacheDefaults: CacheOptions<unknown>;
@@ -159,7 +172,7 @@ export class McCacheNode implements Replicator {
     this.nodeId = this.#t.nodeId;
     this.clock = new HybridClock(options.wallNow ?? coarseWallNow);
     this.#cacheDefaults = options.cacheDefaults ?? {};
-    this.#replyWindow = nonNegative('replyWindow', options.replyWindow, 300);
+    this.#replyWindow = nonNegative('replyWindow', options.replyWindow, 3000);
     this.#onMetricsRequest = options.onMetricsRequest;
     this.#syncFlush = options.syncFlush ?? false;
     this.#joinGrace = nonNegative('joinGrace', options.joinGrace, 0);
@@ -323,10 +336,11 @@ export class McCacheNode implements Replicator {
 
   /**
    * Every member's checksum of `name` (all caches when empty), keyed by node id. A member that
-   * has no cache of that name does not answer.
+   * holds no cache of that name answers the checksum of an empty cache (it holds no entry).
    */
   async clusterChecksum(name = ''): Promise<Record<string, Record<string, string>>> {
     const out: Record<string, Record<string, string>> = { [formatNodeId(this.nodeId)]: this.localChecksum(name || undefined) };
+    if (name !== '') out[formatNodeId(this.nodeId)]![name] ??= EMPTY_CHECKSUM;
     await this.#ask({ op: 'checksum_request', target: 0n, cache: name }, (from, m) => {
       if (m.op !== 'checksum_reply') return;
       (out[formatNodeId(from)] ??= {})[m.cache] = Buffer.from(m.checksum).toString('hex');
@@ -357,6 +371,7 @@ export class McCacheNode implements Replicator {
       }
       clearTimeout(this.#graceTimer);
       clearInterval(this.#pulseTimer);
+      clearTimeout(this.#syncAskTimer);
       await this.#t.close();
       this.#state = 'closed';
     })();
@@ -551,6 +566,12 @@ export class McCacheNode implements Replicator {
           this.#reply(`${from}:${seq}:${name.length}:${name}`, { op: 'checksum_reply', requestSender: from, requestSeq: seq, cache: name,
             numEntries: c.size, checksum: Buffer.from(c.checksum(), 'hex') });
         }
+        // No such cache here: it holds no entry, so it answers an empty cache's checksum (the
+        // asker then need not wait out its reply window for us).
+        if (m.cache !== '' && !this.#caches.has(m.cache)) {
+          this.#reply(`${from}:${seq}:${m.cache.length}:${m.cache}`, { op: 'checksum_reply', requestSender: from, requestSeq: seq, cache: m.cache,
+            numEntries: 0, checksum: Buffer.from(EMPTY_CHECKSUM, 'hex') });
+        }
         break;
       }
       case 'sync_entries': {
@@ -577,10 +598,35 @@ export class McCacheNode implements Replicator {
       const interval = this.#pulse > 0 ? this.#pulse / 2 : 0;
       for (const out of ae.handleDigest(from, m, c, performance.now(), interval)) this.#sendControl(out);
     } else if (m.op === 'sync_request') {
-      for (const out of ae.handleRequest(from, m, this.#caches.get(m.cache))) {
-        if (out.op === 'sync_entries') this.#enqueue(`s${++this.#syncSeq}`, out);
-        else this.#sendControl(out, from); // digest chunks: only the asker acts on them
+      if (m.bucketIds.length === 0 || m.target !== this.nodeId || this.#syncFlush) {
+        this.#answerSyncRequest(from, m);
+        return;
       }
+      // Every bucket request walks the whole cache: the requests a member sends in one burst
+      // (a large difference asks for many buckets, in many datagrams) are answered together,
+      // with one walk, instead of one walk each (which stalled the event loop for seconds after
+      // an overload, bench/overload.bench.ts).
+      const id = `${from}:${m.numBuckets}:${m.cache}`;
+      const held = this.#syncAsks.get(id);
+      if (held) for (const b of m.bucketIds) held.ids.add(b);
+      else this.#syncAsks.set(id, { from, m, ids: new Set(m.bucketIds) });
+      if (this.#syncAskTimer === undefined) {
+        this.#syncAskTimer = setTimeout(() => {
+          this.#syncAskTimer = undefined;
+          const asks = [...this.#syncAsks.values()];
+          this.#syncAsks.clear();
+          for (const a of asks) this.#answerSyncRequest(a.from, { ...a.m, bucketIds: [...a.ids] });
+        }, SYNC_COALESCE_MS);
+        this.#syncAskTimer.unref();
+      }
+    }
+  }
+
+  #answerSyncRequest(from: NodeId, m: MessageOf<'sync_request'>): void {
+    if (this.#state !== 'open') return;
+    for (const out of this.#antiEntropy().handleRequest(from, m, this.#caches.get(m.cache))) {
+      if (out.op === 'sync_entries') this.#enqueue(`s${++this.#syncSeq}`, out);
+      else this.#sendControl(out, from); // digest chunks: only the asker acts on them
     }
   }
 
@@ -602,9 +648,21 @@ export class McCacheNode implements Replicator {
       await sleep(REPLY_POLL_MS);
     }
     if (seq === undefined) return; // no room in the window during the whole reply window
-    this.#replies.set(seq, onReply);
+    // Done when every member of the moment answered and no further reply (a member answers a
+    // checksum request once per cache) came for REPLY_QUIET_MS; at the latest at the deadline.
+    // A member hashing a large cache takes a while: the window is a bound, not a fixed wait.
+    const waitFor = new Set(this.#t.core.members);
+    let lastReplyAt = performance.now();
+    this.#replies.set(seq, (from, m) => {
+      waitFor.delete(from);
+      lastReplyAt = performance.now();
+      onReply(from, m);
+    });
     try {
-      await sleep(Math.max(0, deadline - performance.now()));
+      while (performance.now() < deadline) {
+        if (waitFor.size === 0 && performance.now() - lastReplyAt >= REPLY_QUIET_MS) break;
+        await sleep(Math.min(REPLY_POLL_MS, Math.max(1, deadline - performance.now())));
+      }
     } finally {
       this.#replies.delete(seq);
     }

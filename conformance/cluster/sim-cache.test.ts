@@ -19,6 +19,7 @@ import fc from 'fast-check';
 import type { Cache } from '../../runtime/cache/cache';
 import { ErrorCode } from '../../runtime/errors';
 import { formatNodeId } from '../../runtime/node';
+import { keyBucket } from '../../runtime/cache/anti-entropy';
 import { entriesOf, expectedState, SimCluster, type EntryView } from './sim-cluster';
 
 const NUM_RUNS = Number(process.env.FC_NUM_RUNS ?? 500);
@@ -231,6 +232,21 @@ describe('cluster/sim: whole nodes on the simulated network', function () {
     expect(onlyA[ids[0]!]!['a']).to.not.equal(onlyB[ids[0]!]!['b']);
   });
 
+  it('a cluster checksum returns once every member answered, well before its reply window; a member without the cache answers an empty one', async () => {
+    const cluster = await SimCluster.start({ seed: 4, nodes: 3, replyWindow: 20_000 });
+    cluster.cache(0, 'x').set('k', 1);
+    cluster.settle();
+    expect(cluster.nodes.map((n) => n.caches.has('nowhere'))).to.deep.equal([false, false, false]);
+    const n0 = cluster.nodes[0]!;
+    const started = performance.now();
+    const sums = await cluster.drive(n0.clusterChecksum('nowhere'), 5, 30_000);
+    expect(performance.now() - started, 'ms: returned when all had answered, not at the 20 s window').to.be.below(10_000);
+    const ids = cluster.nodes.map((n) => formatNodeId(n.nodeId)).sort();
+    expect(Object.keys(sums).sort()).to.deep.equal(ids);
+    const empty = createHash('sha256').digest('hex');
+    for (const id of ids) expect(sums[id], `member ${id}`).to.deep.equal({ nowhere: empty });
+  });
+
   it('shutdown right after writing: every peer still gets every write, and the caches refuse writes after', async () => {
     // Lossy enough that some of the last datagrams need repair after shutdown() was called.
     const cluster = await SimCluster.start({ seed: 21, nodes: 3, faults: { loss: 0.2, duplicate: 0.05, reorder: 0.1 } });
@@ -298,5 +314,38 @@ describe('cluster/sim: whole nodes on the simulated network', function () {
       for (const n of names) expect(entriesOf(cluster.cache(i + 1, n)), `node ${i + 1} ${n}`).to.deep.equal(entriesOf(cluster.cache(0, n)));
     }
     expect(cluster.cache(1, 'a').size).to.equal(400);
+  });
+
+  it('a burst of bucket requests from one member is answered with one walk of the cache, covering every bucket asked', async () => {
+    const cluster = await SimCluster.start({ seed: 9, nodes: 2, node: { syncFlush: false } });
+    const a = cluster.cache(0, NAME, { max: 0 });
+    // Entries node 0 holds and node 1 does not: applied as if from a third writer, so nothing
+    // replicates them (only the sync entries can bring them to node 1).
+    const hlc0 = cluster.nodes[0]!.clock.now();
+    for (let k = 0; k < 400; k++) {
+      a.applyRemote({ op: 'put', cache: NAME, key: `k${k}`, hlc: hlc0 + BigInt(k), ttl: 0, codec: 'utf8', value: Buffer.from(String(k)) }, 7n);
+    }
+    let walks = 0;
+    const walk = a.syncRecords.bind(a);
+    a.syncRecords = () => {
+      walks++;
+      return walk();
+    };
+    // Node 1 asks node 0 for 32 buckets (of 64) in 8 requests sent together, as a large
+    // difference does.
+    const b = cluster.cache(1, NAME, { max: 0 });
+    expect(b.size).to.equal(0);
+    const buckets = Array.from({ length: 32 }, (_, i) => i * 2);
+    for (let r = 0; r < 8; r++) {
+      cluster.transports[1]!.sendUnsequenced({ op: 'sync_request', target: cluster.nodes[0]!.nodeId, cache: NAME, numBuckets: 64,
+        bucketIds: buckets.slice(r * 4, r * 4 + 4) });
+    }
+    cluster.run(5);
+    await new Promise((r) => setTimeout(r, 30)); // the gathering window is real time
+    cluster.settle();
+    expect(walks, 'walks of the cache for 8 requests').to.equal(1);
+    const want = [...a.keys()].filter((k) => keyBucket(k, 64) % 2 === 0).sort();
+    expect(want.length).to.be.above(100);
+    expect([...b.keys()].filter((k) => keyBucket(k, 64) % 2 === 0).sort(), 'every key of the buckets asked').to.deep.equal(want);
   });
 });
