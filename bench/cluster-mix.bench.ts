@@ -34,10 +34,11 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Redis } from 'ioredis';
-import { getCache, getLocalMetrics, shutdown, type Cache } from '../runtime/index';
-import { Cluster, fmt, hostLocalEnv, median, randomGroup, sleep, toParent, untilWall, wallNow, type Msg } from './fixtures/cluster';
+import { getCache, getLocalMetrics, type Cache } from '../runtime/index';
+import { benchIndex, joinCluster, sayReady, serveParent } from './fixtures/child';
+import { abortAfter, Cluster, fmt, hostLocalEnv, median, randomGroup, rng32, runBench, sleep, toParent, untilWall, wallNow } from './fixtures/cluster';
 import { awaitConvergence, RemoteTracker } from './fixtures/converge';
-import { ioredisVersion, redisClient, startRedis, type RedisServer } from './fixtures/redis';
+import { benchRedis, redisClient } from './fixtures/redis';
 import { dist, DISTURBED_PCT, HostLoad, machineLine, mib, mmm, pick, REPS, si, spread, us, writeResults, type Dist, type Spread } from './fixtures/results';
 
 const SIZES = [3, 5];
@@ -93,30 +94,17 @@ interface Final {
   heapRetained: number;
 }
 
-function rng32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // child: one process of the cluster
 // ---------------------------------------------------------------------------------------------
 
 async function child(): Promise<void> {
-  const index = Number(process.env['BENCH_INDEX']);
+  const index = benchIndex();
   const nodes = Number(process.env['BENCH_NODES']);
   const redisPort = Number(process.env['BENCH_REDIS_PORT'] ?? 0);
-  getCache('hello', CACHE_OPTIONS);
-  const readyBy = Date.now() + 15_000;
-  while ((getLocalMetrics()?.members.length ?? 0) < nodes - 1 && Date.now() < readyBy) await sleep(20);
+  await joinCluster(CACHE_OPTIONS, nodes - 1, 15_000);
   const r: Redis | undefined = redisPort ? redisClient(redisPort, `mix-${index}`) : undefined;
-  toParent({ type: 'ready', index, members: getLocalMetrics()?.members.length ?? 0 });
+  sayReady();
 
   const pad = 'x'.repeat(VALUE_CHARS);
   const value = (): string => {
@@ -222,85 +210,67 @@ async function child(): Promise<void> {
     return { ops, hits, gets, firstAt, lastAt, opLat: dist(opLat, s.system === 'redis' ? issued : ops), rssMax, pendingMax, unackedMax };
   };
 
-  process.on('message', (m: Msg) => {
-    void (async () => {
-      switch (m.type) {
-        case 'phase': {
-          spec = m['spec'] as Spec;
-          prefix = `m${spec.id}:`;
-          nLag = 0;
-          lag = new Float64Array(MAX_LAT);
-          if (spec.system === 'mccache') {
-            mc = getCache<string>(`mix-${spec.id}`, CACHE_OPTIONS);
-            mc.on('remote-set', onRemoteSet);
-            tracker = new RemoteTracker(mc as Cache<unknown>);
-            // Every process names the cache (with its options) before the load reaches it.
-            toParent({ type: 'created', index });
-            await new Promise<void>((resolve) => { preloaded = resolve; });
-            if (index === 0) for (let i = 0; i < KEYS; i++) mc.set(`${prefix}k${i}`, value());
-            const by = Date.now() + 10_000;
-            while (mc.size < KEYS && Date.now() < by) await sleep(10);
-            // Everyone holds the keys; give the loading's ACKs a moment so the phase starts clean.
-            while ((getLocalMetrics()?.pending ?? 0) > 0 && Date.now() < by) await sleep(10);
-            shed0 = getLocalMetrics()?.shed ?? 0;
-            net0 = net();
-          } else if (spec.system === 'lru') {
-            lru = new LRUCache<string, string>({ max: 2_000_000 });
-            for (let i = 0; i < KEYS; i++) lru.set(`${prefix}k${i}`, value());
-          } else if (index === 0) {
-            const p = r!.pipeline();
-            for (let i = 0; i < KEYS; i++) p.set(`${prefix}k${i}`, value());
-            await p.exec();
-          }
-          gc?.();
-          heap0 = process.memoryUsage().heapUsed;
-          toParent({ type: 'armed', index, size: mc?.size ?? 0 });
-          break;
-        }
-        case 'preload':
-          preloaded();
-          break;
-        case 'go':
-          cpu0 = process.cpuUsage();
-          toParent({ type: 'done', index, report: await load(spec!, m['startAt'] as number) });
-          break;
-        case 'check':
-          toParent({ type: 'check', index, ...tracker!.reply(`mix-${spec!.id}`, m['sum'] === true) });
-          break;
-        case 'final': {
-          const c = process.cpuUsage(cpu0);
-          const mu = process.memoryUsage();
-          const n1 = net();
-          gc?.();
-          const heapRetained = process.memoryUsage().heapUsed - heap0;
-          const report: Final = { cpuMs: (c.user + c.system) / 1000, net: Object.fromEntries(NET_COUNTERS.map((k) => [k, n1[k]! - (net0[k] ?? 0)])), lag: dist(lag, nLag), shed: (getLocalMetrics()?.shed ?? 0) - shed0, rss: mu.rss, heapUsed: mu.heapUsed, heapRetained };
-          toParent({ type: 'final', index, report });
-          break;
-        }
-        case 'cleanup':
-          // After every 'final': a replicated clear drops the phase's entries on every member.
-          if (mc) {
-            mc.off('remote-set', onRemoteSet as (info: Record<string, unknown>) => void);
-            tracker?.detach();
-            if (index === 0) mc.clear();
-            mc = undefined;
-          }
-          lru = undefined;
-          toParent({ type: 'cleaned', index });
-          break;
-        case 'exit':
-          r?.disconnect();
-          await shutdown();
-          process.disconnect();
-          break;
-        default:
-          break;
+  serveParent({
+    phase: async (m) => {
+      spec = m['spec'] as Spec;
+      prefix = `m${spec.id}:`;
+      nLag = 0;
+      lag = new Float64Array(MAX_LAT);
+      if (spec.system === 'mccache') {
+        mc = getCache<string>(`mix-${spec.id}`, CACHE_OPTIONS);
+        mc.on('remote-set', onRemoteSet);
+        tracker = new RemoteTracker(mc as Cache<unknown>);
+        // Every process names the cache (with its options) before the load reaches it.
+        toParent({ type: 'created', index });
+        await new Promise<void>((resolve) => { preloaded = resolve; });
+        if (index === 0) for (let i = 0; i < KEYS; i++) mc.set(`${prefix}k${i}`, value());
+        const by = Date.now() + 10_000;
+        while (mc.size < KEYS && Date.now() < by) await sleep(10);
+        // Everyone holds the keys; give the loading's ACKs a moment so the phase starts clean.
+        while ((getLocalMetrics()?.pending ?? 0) > 0 && Date.now() < by) await sleep(10);
+        shed0 = getLocalMetrics()?.shed ?? 0;
+        net0 = net();
+      } else if (spec.system === 'lru') {
+        lru = new LRUCache<string, string>({ max: 2_000_000 });
+        for (let i = 0; i < KEYS; i++) lru.set(`${prefix}k${i}`, value());
+      } else if (index === 0) {
+        const p = r!.pipeline();
+        for (let i = 0; i < KEYS; i++) p.set(`${prefix}k${i}`, value());
+        await p.exec();
       }
-    })().catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
-  });
+      gc?.();
+      heap0 = process.memoryUsage().heapUsed;
+      toParent({ type: 'armed', index, size: mc?.size ?? 0 });
+    },
+    preload: () => preloaded(),
+    go: async (m) => {
+      cpu0 = process.cpuUsage();
+      toParent({ type: 'done', index, report: await load(spec!, m['startAt'] as number) });
+    },
+    check: (m) => {
+      toParent({ type: 'check', index, ...tracker!.reply(`mix-${spec!.id}`, m['sum'] === true) });
+    },
+    final: () => {
+      const c = process.cpuUsage(cpu0);
+      const mu = process.memoryUsage();
+      const n1 = net();
+      gc?.();
+      const heapRetained = process.memoryUsage().heapUsed - heap0;
+      const report: Final = { cpuMs: (c.user + c.system) / 1000, net: Object.fromEntries(NET_COUNTERS.map((k) => [k, n1[k]! - (net0[k] ?? 0)])), lag: dist(lag, nLag), shed: (getLocalMetrics()?.shed ?? 0) - shed0, rss: mu.rss, heapUsed: mu.heapUsed, heapRetained };
+      toParent({ type: 'final', index, report });
+    },
+    cleanup: () => {
+      // After every 'final': a replicated clear drops the phase's entries on every member.
+      if (mc) {
+        mc.off('remote-set', onRemoteSet as (info: Record<string, unknown>) => void);
+        tracker?.detach();
+        if (index === 0) mc.clear();
+        mc = undefined;
+      }
+      lru = undefined;
+      toParent({ type: 'cleaned', index });
+    },
+  }, () => r?.disconnect());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,22 +309,17 @@ interface Run {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const redis = await startRedis();
-  const server: RedisServer | undefined = 'port' in redis ? redis : undefined;
+  const redis = await benchRedis();
+  const server = redis.server;
   // BENCH_MIX_SYSTEMS=mccache,redis narrows a development run.
   const only = process.env['BENCH_MIX_SYSTEMS']?.split(',');
   const systems = (server ? ['mccache', 'redis', 'lru'] as System[] : ['mccache', 'lru'] as System[]).filter((x) => !only || only.includes(x));
   console.log(`# cluster-mix.bench: ${SIZES.join(' and ')} processes at once, ${fmt(MIX.get * 100)} % get / ${fmt(MIX.insert * 100)} % insert / ${fmt(MIX.update * 100)} % update / ${fmt(MIX.delete * 100)} % delete`);
   console.log(`# ${machineLine()}`);
-  console.log(`# redis-server ${server ? `${server.version} on 127.0.0.1:${server.port} (private, no persistence)` : `skipped: ${(redis as { skipped: string }).skipped}`}; ioredis ${ioredisVersion()}`);
+  console.log(`# ${redis.line}`);
   console.log(`# ${SECONDS} s per phase; ${fmt(KEYS)} keys loaded per phase, ${VALUE_CHARS}-character values; Redis: <= ${MAX_IN_FLIGHT} commands in flight per process`);
   let cluster: Cluster | undefined;
-  const killer = setTimeout(() => {
-    console.log(`# aborted: the ${DEADLINE_MS / 1000} s bound was reached`);
-    for (const k of cluster?.kids ?? []) k.kill('SIGKILL');
-    void server?.stop().finally(() => process.exit(0));
-  }, DEADLINE_MS);
-  killer.unref();
+  abortAfter(DEADLINE_MS, () => cluster?.kids ?? [], server && (() => server.stop()));
   const runs: Run[] = [];
   let id = 0;
   try {
@@ -379,8 +344,7 @@ async function main(): Promise<void> {
             const redisMem0 = system === 'redis' && server ? await server.usedMemory() : NaN;
             const t0 = performance.now();
             cluster.broadcast({ type: 'go', startAt: wallNow() + START_DELAY_MS });
-            const done = (await cluster.next('done', nodes, (SECONDS + 5) * 1000 + CONVERGE_MAX_MS))
-              .sort((a, b) => (a['index'] as number) - (b['index'] as number)).map((m) => m['report'] as Done);
+            const done = await cluster.reports<Done>('done', nodes, (SECONDS + 5) * 1000 + CONVERGE_MAX_MS);
             const stoppedAt = Math.max(...done.map((d) => d.lastAt));
             // Redis: one copy, coherent once the last reply is in (convergeMs 0).
             const conv = system === 'mccache' ? await awaitConvergence(cluster, nodes, stoppedAt, CONVERGE_MAX_MS) : { drainMs: 0, convergeMs: 0, checksumRounds: 0 };
@@ -388,9 +352,7 @@ async function main(): Promise<void> {
             const wallMs = performance.now() - t0;
             const redisCpu = server ? server.cpuMs() - redisCpu0 : 0;
             const redisRss = system === 'redis' && server ? server.rssBytes() : NaN;
-            cluster.broadcast({ type: 'final' });
-            const fin = (await cluster.next('final', nodes, 10_000))
-              .sort((a, b) => (a['index'] as number) - (b['index'] as number)).map((m) => m['report'] as Final);
+            const fin = await cluster.ask<Final>('final', 10_000);
             cluster.broadcast({ type: 'cleanup' });
             await cluster.next('cleaned', nodes, 10_000);
             const othersPct = load.othersPct(fin.reduce((n, f) => n + f.cpuMs, 0) + redisCpu);
@@ -466,7 +428,7 @@ async function main(): Promise<void> {
   console.log(`\nCPU % is of one core, median over processes and repetitions (sum: all ${SIZES.join('/')} processes). Heap retained: heap used after a full GC at the end of the phase minus the same before it, median over processes (what each process keeps of the phase's data). RSS: the largest any process reached (the processes are reused across phases, so it carries their history). "!": the rest of the host used more than ${DISTURBED_PCT} % of a core during some repetition.`);
   writeResults('cluster-mix', {
     title: 'Cluster throughput, mixed workload',
-    redis: server ? { version: server.version, ioredis: ioredisVersion() } : { skipped: (redis as { skipped: string }).skipped },
+    redis: redis.info,
     params: { sizes: SIZES, rates: RATES, seconds: SECONDS, keys: KEYS, valueChars: VALUE_CHARS, mix: MIX, maxInFlight: MAX_IN_FLIGHT, convergeMaxMs: CONVERGE_MAX_MS, reps: REPS },
     systems: systems.map((s) => ({ id: s, name: SYSTEM_NAMES[s] })),
     cells,
@@ -483,14 +445,4 @@ function worst(ds: Dist[]): Dist {
   return { n: ds.reduce((n, d) => n + d.n, 0), p50: m('p50'), p90: m('p90'), p99: m('p99'), p999: m('p999'), max: m('max'), mean: m('mean'), cdf: [] };
 }
 
-if (process.argv[2] === 'child') {
-  child().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runBench(main, child);

@@ -28,8 +28,8 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { getCache, getLocalMetrics, shutdown } from '../runtime/index';
-import { Cluster, fmt, hostLocalEnv, randomGroup, sleep, tick, toParent } from './fixtures/cluster';
-import { ioredisVersion, startRedis, type RedisServer } from './fixtures/redis';
+import { abortAfter, Cluster, fmt, hostLocalEnv, randomGroup, sleep, tick, toParent } from './fixtures/cluster';
+import { benchRedis } from './fixtures/redis';
 import { dist, HostLoad, machine, machineLine, mmm, pick, REPS, spread, us, writeResults, type Dist, type Spread } from './fixtures/results';
 import type { Redis } from 'ioredis';
 
@@ -181,18 +181,14 @@ function peer(): void {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const killer = setTimeout(() => {
-    console.log(`# aborted: the ${DEADLINE_MS / 1000} s bound was reached`);
-    process.exit(0);
-  }, DEADLINE_MS);
-  killer.unref();
+  abortAfter(DEADLINE_MS, () => []);
   const g = randomGroup();
   Object.assign(process.env, hostLocalEnv(g));
-  const redis = await startRedis();
-  const server: RedisServer | undefined = 'port' in redis ? redis : undefined;
+  const redis = await benchRedis();
+  const server = redis.server;
   console.log(`# compare-local.bench: get/set, McCache vs Map vs lru-cache ${lruVersion()} vs Redis (ioredis, loopback)`);
   console.log(`# ${machineLine()}`);
-  console.log(`# redis-server ${server ? `${server.version} on 127.0.0.1:${server.port} (private, no persistence)` : `skipped: ${(redis as { skipped: string }).skipped}`}; ioredis ${ioredisVersion()}`);
+  console.log(`# ${redis.line}`);
   console.log(`# McCache group ${g.ip}:${g.port}, MCCACHE_MULTICAST_HOPS=0 (127.0.0.1, TTL 0); ${fmt(CAPACITY)} entries, ${fmt(HOT)} hot keys, ${REPS} rounds x ${ROUND_MS} ms per cell`);
 
   const cluster = new Cluster(__filename, 1, hostLocalEnv(g));
@@ -286,7 +282,7 @@ async function main(): Promise<void> {
     console.log(`- the rest of the host used ${fmt(othersPct)} % of a core meanwhile (/proc/stat busy time minus this process and redis-server)`);
     writeResults('compare-local', {
       title: 'Local reads and writes',
-      redis: server ? { version: server.version, ioredis: ioredisVersion() } : { skipped: (redis as { skipped: string }).skipped },
+      redis: redis.info,
       params: { capacity: CAPACITY, hot: HOT, roundMs: ROUND_MS, reps: REPS, inFlight: IN_FLIGHT, latNLocal: LAT_N_LOCAL, latNRedis: LAT_N_REDIS, members },
       lruCache: lruVersion(),
       ops: OPS,

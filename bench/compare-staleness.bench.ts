@@ -27,9 +27,10 @@
  * redis-server on 127.0.0.1 (bench/fixtures/redis.ts). Bounded in writes, reads and time.
  */
 import type { Redis } from 'ioredis';
-import { getCache, getLocalMetrics, shutdown, type Cache } from '../runtime/index';
-import { Cluster, fmt, hostLocalEnv, randomGroup, sleep, toParent, wallNow, type Msg } from './fixtures/cluster';
-import { ioredisVersion, redisClient, startRedis, type RedisServer } from './fixtures/redis';
+import { getCache, type Cache } from '../runtime/index';
+import { benchIndex, joinCluster, sayReady, serveParent } from './fixtures/child';
+import { abortAfter, Cluster, fmt, hostLocalEnv, pace, randomGroup, runBench, sleep, toParent, wallNow } from './fixtures/cluster';
+import { benchRedis, redisClient } from './fixtures/redis';
 import { dist, DISTURBED_PCT, HostLoad, machineLine, mmm, pick, REPS, spread, us, writeResults, type Dist, type Spread } from './fixtures/results';
 
 const RATES = [1_000, 5_000, 20_000];
@@ -73,15 +74,13 @@ interface ReaderReport {
 // ---------------------------------------------------------------------------------------------
 
 async function child(): Promise<void> {
-  const index = Number(process.env['BENCH_INDEX']);
+  const index = benchIndex();
   const redisPort = Number(process.env['BENCH_REDIS_PORT'] ?? 0);
-  getCache('hello', CACHE_OPTIONS);
-  const readyBy = Date.now() + 10_000;
-  while ((getLocalMetrics()?.members.length ?? 0) < 1 && Date.now() < readyBy) await sleep(20);
+  await joinCluster(CACHE_OPTIONS, 1, 10_000);
   const r: Redis | undefined = redisPort ? redisClient(redisPort, `stale-${index}`) : undefined;
   const sub: Redis | undefined = redisPort && index === 1 ? redisClient(redisPort, 'stale-sub') : undefined;
   if (sub) await sub.subscribe(CHANNEL);
-  toParent({ type: 'ready', index, members: getLocalMetrics()?.members.length ?? 0 });
+  sayReady();
 
   let spec: Spec | undefined;
   let cache: Cache<number> | undefined;
@@ -128,18 +127,7 @@ async function child(): Promise<void> {
           void r!.set(KEY, String(seq));
           void r!.publish(CHANNEL, String(seq));
         };
-    let sent = 0;
-    const firstAt = wallNow();
-    let lastAt = firstAt;
-    const stopAt = firstAt + s.seconds * 1000 + 1000;
-    while (sent < total && wallNow() < stopAt) {
-      const owed = Math.min(total, Math.floor(((wallNow() - firstAt) * s.rate) / 1000));
-      if (sent < owed) {
-        while (sent < owed) put(++sent);
-        lastAt = wallNow();
-      }
-      await sleep(1);
-    }
+    const { sent, firstAt, lastAt } = await pace({ rate: s.rate, total, forMs: s.seconds * 1000 + 1000, put });
     if (r && s.mode !== 'mccache') await r.ping(); // every write has reached the server
     const c = process.cpuUsage(cpu0);
     return { sent, sentAt: sentAt.slice(0, sent + 1), firstAt, lastAt, cpuMs: (c.user + c.system) / 1000 };
@@ -154,52 +142,38 @@ async function child(): Promise<void> {
     }
   };
 
-  process.on('message', (m: Msg) => {
-    void (async () => {
-      switch (m.type) {
-        case 'phase': {
-          spec = m['spec'] as Spec;
-          if (cache) cache.off('remote-set', onRemoteSet as (info: Record<string, unknown>) => void);
-          cache = spec.mode === 'mccache' ? getCache<number>(`stale-${spec.id}`, CACHE_OPTIONS) : undefined;
-          if (cache && index === 1) cache.on('remote-set', onRemoteSet);
-          if (index === 0 && r) await r.set(KEY, '0');
-          seqs = [];
-          ats = [];
-          last = 0;
-          reads = 0;
-          stopReading = false;
-          await sleep(50); // the peer's cache exists before anything arrives
-          toParent({ type: 'armed', index });
-          break;
-        }
-        case 'go':
-          cpu0 = process.cpuUsage();
-          if (index === 0) toParent({ type: 'written', index, report: await write(spec!) });
-          else if (spec!.mode === 'redis-reread') void reread(spec!);
-          break;
-        case 'expect': {
-          const want = m['sent'] as number;
-          const by = wallNow() + DRAIN_MS;
-          while (last < want && wallNow() < by) await sleep(2);
-          stopReading = true;
-          await sleep(5);
-          const c = process.cpuUsage(cpu0);
-          toParent({ type: 'read', index, report: { seqs, ats, reads, cpuMs: (c.user + c.system) / 1000 } satisfies ReaderReport });
-          break;
-        }
-        case 'exit':
-          r?.disconnect();
-          sub?.disconnect();
-          await shutdown();
-          process.disconnect();
-          break;
-        default:
-          break;
-      }
-    })().catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
+  serveParent({
+    phase: async (m) => {
+      spec = m['spec'] as Spec;
+      if (cache) cache.off('remote-set', onRemoteSet as (info: Record<string, unknown>) => void);
+      cache = spec.mode === 'mccache' ? getCache<number>(`stale-${spec.id}`, CACHE_OPTIONS) : undefined;
+      if (cache && index === 1) cache.on('remote-set', onRemoteSet);
+      if (index === 0 && r) await r.set(KEY, '0');
+      seqs = [];
+      ats = [];
+      last = 0;
+      reads = 0;
+      stopReading = false;
+      await sleep(50); // the peer's cache exists before anything arrives
+      toParent({ type: 'armed', index });
+    },
+    go: async () => {
+      cpu0 = process.cpuUsage();
+      if (index === 0) toParent({ type: 'written', index, report: await write(spec!) });
+      else if (spec!.mode === 'redis-reread') void reread(spec!);
+    },
+    expect: async (m) => {
+      const want = m['sent'] as number;
+      const by = wallNow() + DRAIN_MS;
+      while (last < want && wallNow() < by) await sleep(2);
+      stopReading = true;
+      await sleep(5);
+      const c = process.cpuUsage(cpu0);
+      toParent({ type: 'read', index, report: { seqs, ats, reads, cpuMs: (c.user + c.system) / 1000 } satisfies ReaderReport });
+    },
+  }, () => {
+    r?.disconnect();
+    sub?.disconnect();
   });
 }
 
@@ -237,21 +211,16 @@ function pair(w: WriterReport, rd: ReaderReport): Float64Array {
 async function main(): Promise<void> {
   const started = Date.now();
   const g = randomGroup();
-  const redis = await startRedis();
-  const server: RedisServer | undefined = 'port' in redis ? redis : undefined;
+  const redis = await benchRedis();
+  const server = redis.server;
   const modes: Mode[] = server ? ['mccache', 'redis-reread', 'redis-pubsub'] : ['mccache'];
   console.log('# compare-staleness.bench: write on A until B reads the new value; McCache vs Redis re-read vs Redis pub/sub invalidation');
   console.log(`# ${machineLine()}`);
-  console.log(`# redis-server ${server ? `${server.version} on 127.0.0.1:${server.port} (private, no persistence)` : `skipped: ${(redis as { skipped: string }).skipped}`}; ioredis ${ioredisVersion()}`);
+  console.log(`# ${redis.line}`);
   console.log(`# McCache group ${g.ip}:${g.port}, MCCACHE_MULTICAST_HOPS=0 (127.0.0.1, TTL 0); ${SECONDS} s per phase, paced by ~1 ms ticks`);
 
   const cluster = new Cluster(__filename, 2, { ...hostLocalEnv(g), BENCH_REDIS_PORT: String(server?.port ?? 0) });
-  const killer = setTimeout(() => {
-    console.log(`# aborted: the ${DEADLINE_MS / 1000} s bound was reached`);
-    for (const k of cluster.kids) k.kill('SIGKILL');
-    void server?.stop().finally(() => process.exit(0));
-  }, DEADLINE_MS);
-  killer.unref();
+  abortAfter(DEADLINE_MS, () => cluster.kids, server && (() => server.stop()));
   const runs: Run[] = [];
   try {
     const ready = await cluster.next('ready', 2, 15_000);
@@ -261,15 +230,12 @@ async function main(): Promise<void> {
       for (const rate of RATES) {
         for (const mode of modes) {
           const spec: Spec = { id: ++id, mode, rate, seconds: SECONDS };
-          cluster.broadcast({ type: 'phase', spec });
-          await cluster.next('armed');
+          await cluster.arm(spec);
           const load = new HostLoad();
           const redisCpu0 = server?.cpuMs() ?? 0;
           const t0 = performance.now();
-          cluster.broadcast({ type: 'go' });
-          const w = (await cluster.next('written', 1, (SECONDS + 10) * 1000))[0]!['report'] as WriterReport;
-          cluster.send(1, { type: 'expect', sent: w.sent });
-          const rd = (await cluster.next('read', 1, DRAIN_MS + 10_000))[0]!['report'] as ReaderReport;
+          const { w, readers } = await cluster.writeThenRead<WriterReport, ReaderReport>((SECONDS + 10) * 1000, DRAIN_MS + 10_000);
+          const rd = readers[0]!;
           const wallMs = performance.now() - t0;
           const redisCpu = server ? server.cpuMs() - redisCpu0 : 0;
           const samples = pair(w, rd);
@@ -333,7 +299,7 @@ async function main(): Promise<void> {
   console.log(`\n"writes seen by B": the worst repetition. "!" marks a cell during which the rest of the host used more than ${DISTURBED_PCT} % of a core: its latencies are not clean.`);
   writeResults('compare-staleness', {
     title: 'Staleness: write on A until B reads it',
-    redis: server ? { version: server.version, ioredis: ioredisVersion() } : { skipped: (redis as { skipped: string }).skipped },
+    redis: redis.info,
     params: { rates: RATES, seconds: SECONDS, reps: REPS, drainMs: DRAIN_MS, key: 'one hot key' },
     modes: modes.map((m) => ({ id: m, name: MODE_NAMES[m] })),
     cells: cells.map(({ pooled, ...c }) => ({ ...c, pooled })),
@@ -343,14 +309,4 @@ async function main(): Promise<void> {
   console.log(`\n# ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
-if (process.argv[2] === 'child') {
-  child().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runBench(main, child);

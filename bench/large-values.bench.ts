@@ -21,9 +21,10 @@
  * 127.0.0.1, TTL 0). Redis: private redis-server on 127.0.0.1. Bounded in writes and time.
  */
 import type { Redis } from 'ioredis';
-import { getCache, getLocalMetrics, shutdown, type Cache } from '../runtime/index';
-import { Cluster, fmt, hostLocalEnv, randomGroup, sleep, toParent, wallNow, type Msg } from './fixtures/cluster';
-import { ioredisVersion, redisClient, startRedis, type RedisServer } from './fixtures/redis';
+import { getCache, getLocalMetrics, type Cache } from '../runtime/index';
+import { Arrivals, benchIndex, joinCluster, sayReady, serveParent } from './fixtures/child';
+import { abortAfter, Cluster, fmt, hostLocalEnv, pace, randomGroup, runBench, sleep, toParent, wallNow } from './fixtures/cluster';
+import { benchRedis, redisClient } from './fixtures/redis';
 import { dist, DISTURBED_PCT, HostLoad, machineLine, mmm, pick, REPS, spread, us, writeResults, type Dist, type Spread } from './fixtures/results';
 
 const NODES = 3;
@@ -74,36 +75,21 @@ function counters0(): Omit<Counters, 'cpuMs'> {
 }
 
 async function child(): Promise<void> {
-  const index = Number(process.env['BENCH_INDEX']);
+  const index = benchIndex();
   const redisPort = Number(process.env['BENCH_REDIS_PORT'] ?? 0);
-  getCache('hello', CACHE_OPTIONS);
-  const readyBy = Date.now() + 15_000;
-  while ((getLocalMetrics()?.members.length ?? 0) < NODES - 1 && Date.now() < readyBy) await sleep(20);
+  await joinCluster(CACHE_OPTIONS, NODES - 1, 15_000);
   const r: Redis | undefined = redisPort ? redisClient(redisPort, `big-${index}`) : undefined;
   const sub: Redis | undefined = redisPort && index > 0 ? redisClient(redisPort, `big-sub-${index}`) : undefined;
   if (sub) await sub.subscribe(CHANNEL);
-  toParent({ type: 'ready', index, members: getLocalMetrics()?.members.length ?? 0 });
+  sayReady();
 
   let spec: Spec | undefined;
   let cache: Cache<Uint8Array> | undefined;
-  let lat = new Float64Array(0);
-  let seen = new Uint8Array(0);
-  let nLat = 0;
-  let nSeen = 0;
-  let lastNewAt = NaN;
+  const got = new Arrivals();
   let cpu0 = process.cpuUsage();
   let c0 = counters0();
 
-  const arrive = (seq: number, v: Uint8Array): void => {
-    const now = wallNow();
-    const sentAt = Buffer.from(v.buffer, v.byteOffset, v.byteLength).readDoubleBE(0);
-    if (nLat < lat.length) lat[nLat++] = (now - sentAt) * 1000;
-    if (seq < seen.length && seen[seq] === 0) {
-      seen[seq] = 1;
-      nSeen++;
-      lastNewAt = now;
-    }
-  };
+  const arrive = (seq: number, v: Uint8Array): void => got.arrive(seq, Buffer.from(v.buffer, v.byteOffset, v.byteLength).readDoubleBE(0));
   const onRemoteSet = (info: Record<string, unknown>): void => {
     const key = info['key'] as string;
     const v = cache!.peek(key);
@@ -115,7 +101,6 @@ async function child(): Promise<void> {
   });
 
   const write = async (s: Spec): Promise<WriterReport> => {
-    const total = Math.round(s.rate * s.seconds);
     const put = (seq: number): void => {
       const v = Buffer.alloc(s.size, seq & 0xff);
       v.writeDoubleBE(wallNow(), 0);
@@ -125,79 +110,45 @@ async function child(): Promise<void> {
         void r!.publish(CHANNEL, String(seq));
       }
     };
-    let sent = 0;
-    const firstAt = wallNow();
-    let lastAt = firstAt;
-    const stopAt = firstAt + s.seconds * 1000 + 2000;
-    while (sent < total && wallNow() < stopAt) {
-      const owed = Math.min(total, Math.floor(((wallNow() - firstAt) * s.rate) / 1000));
-      if (sent < owed) {
-        while (sent < owed) put(++sent);
-        lastAt = wallNow();
-      }
-      await sleep(1);
-    }
+    const { sent, firstAt, lastAt } = await pace({ rate: s.rate, total: Math.round(s.rate * s.seconds), forMs: s.seconds * 1000 + 2000, put });
     return { sent, firstAt, lastAt };
   };
 
-  const awaitAll = async (expected: number, lastPutAt: number): Promise<ReaderReport> => {
-    const deadline = lastPutAt + DRAIN_DEADLINE_MS;
-    while (nSeen < expected && wallNow() < deadline) await sleep(2);
-    return { seen: nSeen, lat: dist(lat, nLat), completeAt: nSeen >= expected ? lastNewAt : NaN };
-  };
-
-  process.on('message', (m: Msg) => {
-    void (async () => {
-      switch (m.type) {
-        case 'phase': {
-          spec = m['spec'] as Spec;
-          const n = Math.round(spec.rate * spec.seconds);
-          if (cache) cache.off('remote-set', onRemoteSet as (info: Record<string, unknown>) => void);
-          cache = spec.path === 'mccache' ? getCache<Uint8Array>(`big-${spec.id}`, CACHE_OPTIONS) : undefined;
-          if (cache && index !== 0) cache.on('remote-set', onRemoteSet);
-          lat = new Float64Array(index === 0 ? 0 : n + 16);
-          seen = new Uint8Array(index === 0 ? 0 : n + 1);
-          nLat = nSeen = 0;
-          lastNewAt = NaN;
-          await sleep(50);
-          toParent({ type: 'armed', index });
-          break;
-        }
-        case 'go':
-          cpu0 = process.cpuUsage();
-          c0 = counters0();
-          if (index === 0) toParent({ type: 'written', index, report: await write(spec!) });
-          break;
-        case 'expect':
-          toParent({ type: 'read', index, report: await awaitAll(m['sent'] as number, m['lastAt'] as number) });
-          break;
-        case 'counters': {
-          const c = process.cpuUsage(cpu0);
-          const n = counters0();
-          toParent({
-            type: 'counters', index, counters: {
-              cpuMs: (c.user + c.system) / 1000, retransmits: n.retransmits - c0.retransmits, naksSent: n.naksSent - c0.naksSent,
-              tantrumDropped: n.tantrumDropped - c0.tantrumDropped, datagramsOut: n.datagramsOut - c0.datagramsOut,
-            } satisfies Counters,
-          });
-          // The phase's values are not needed any more: a replicated clear drops them everywhere.
-          if (index === 0 && cache) cache.clear();
-          if (index === 0 && r && spec?.path === 'redis-pubsub') await r.flushdb();
-          break;
-        }
-        case 'exit':
-          r?.disconnect();
-          sub?.disconnect();
-          await shutdown();
-          process.disconnect();
-          break;
-        default:
-          break;
-      }
-    })().catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
+  serveParent({
+    phase: async (m) => {
+      spec = m['spec'] as Spec;
+      if (cache) cache.off('remote-set', onRemoteSet as (info: Record<string, unknown>) => void);
+      cache = spec.path === 'mccache' ? getCache<Uint8Array>(`big-${spec.id}`, CACHE_OPTIONS) : undefined;
+      if (cache && index !== 0) cache.on('remote-set', onRemoteSet);
+      got.reset(index === 0 ? 0 : Math.round(spec.rate * spec.seconds));
+      await sleep(50);
+      toParent({ type: 'armed', index });
+    },
+    go: async () => {
+      cpu0 = process.cpuUsage();
+      c0 = counters0();
+      if (index === 0) toParent({ type: 'written', index, report: await write(spec!) });
+    },
+    expect: async (m) => {
+      const all = await got.awaitAll(m['sent'] as number, (m['lastAt'] as number) + DRAIN_DEADLINE_MS);
+      toParent({ type: 'read', index, report: { ...all, lat: dist(got.lat, got.nLat) } satisfies ReaderReport });
+    },
+    counters: async () => {
+      const c = process.cpuUsage(cpu0);
+      const n = counters0();
+      toParent({
+        type: 'counters', index, counters: {
+          cpuMs: (c.user + c.system) / 1000, retransmits: n.retransmits - c0.retransmits, naksSent: n.naksSent - c0.naksSent,
+          tantrumDropped: n.tantrumDropped - c0.tantrumDropped, datagramsOut: n.datagramsOut - c0.datagramsOut,
+        } satisfies Counters,
+      });
+      // The phase's values are not needed any more: a replicated clear drops them everywhere.
+      if (index === 0 && cache) cache.clear();
+      if (index === 0 && r && spec?.path === 'redis-pubsub') await r.flushdb();
+    },
+  }, () => {
+    r?.disconnect();
+    sub?.disconnect();
   });
 }
 
@@ -222,19 +173,14 @@ interface Run {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const redis = await startRedis();
-  const server: RedisServer | undefined = 'port' in redis ? redis : undefined;
+  const redis = await benchRedis();
+  const server = redis.server;
   console.log(`# large-values.bench: 10 KB and 100 KB values, ${LOSSES.join(' / ')} % datagram loss (MCCACHE_MONKEY_TANTRUM), 1 writer, ${NODES - 1} readers; Redis pub/sub invalidation beside it`);
   console.log(`# ${machineLine()}`);
-  console.log(`# redis-server ${server ? `${server.version} on 127.0.0.1:${server.port} (private, no persistence)` : `skipped: ${(redis as { skipped: string }).skipped}`}; ioredis ${ioredisVersion()}`);
+  console.log(`# ${redis.line}`);
   console.log(`# ${fmt(RATE_BYTES / 2 ** 20)} MiB/s of values for each size: ${SIZES.map((s) => `${fmt(RATE_BYTES / s)} puts/s of ${s / 1024} KB for ${SECONDS[s]} s`).join(', ')}`);
   let cluster: Cluster | undefined;
-  const killer = setTimeout(() => {
-    console.log(`# aborted: the ${DEADLINE_MS / 1000} s bound was reached`);
-    for (const k of cluster?.kids ?? []) k.kill('SIGKILL');
-    void server?.stop().finally(() => process.exit(0));
-  }, DEADLINE_MS);
-  killer.unref();
+  abortAfter(DEADLINE_MS, () => cluster?.kids ?? [], server && (() => server.stop()));
   const runs: Run[] = [];
   let id = 0;
   try {
@@ -250,18 +196,13 @@ async function main(): Promise<void> {
           for (const path of paths) {
             const c = cluster;
             const spec: Spec = { id: ++id, path, size, rate: RATE_BYTES / size, seconds: SECONDS[size]! };
-            c.broadcast({ type: 'phase', spec });
-            await c.next('armed');
+            await c.arm(spec);
             const load = new HostLoad();
             const redisCpu0 = server?.cpuMs() ?? 0;
             const t0 = performance.now();
-            c.broadcast({ type: 'go' });
-            const w = (await c.next('written', 1, (spec.seconds + 10) * 1000))[0]!['report'] as WriterReport;
-            for (let i = 1; i < NODES; i++) c.send(i, { type: 'expect', sent: w.sent, lastAt: w.lastAt });
-            const readers = (await c.next('read', NODES - 1, DRAIN_DEADLINE_MS + 10_000)).map((m) => m['report'] as ReaderReport);
+            const { w, readers } = await c.writeThenRead<WriterReport, ReaderReport>((spec.seconds + 10) * 1000, DRAIN_DEADLINE_MS + 10_000);
             const wallMs = performance.now() - t0;
-            c.broadcast({ type: 'counters' });
-            const counters = (await c.next('counters')).sort((a, b) => (a['index'] as number) - (b['index'] as number)).map((m) => m['counters'] as Counters);
+            const counters = await c.ask<Counters>('counters', 30_000, 'counters');
             const redisCpuMs = path === 'redis-pubsub' && server ? server.cpuMs() - redisCpu0 : 0;
             const done = readers.every((x) => Number.isFinite(x.completeAt));
             const worst = (k: 'p50' | 'p90' | 'p99' | 'p999' | 'max' | 'mean'): number => Math.max(...readers.map((x) => x.lat[k]));
@@ -318,7 +259,7 @@ async function main(): Promise<void> {
   console.log(`\nCounters are medians of the sums over the 3 processes per repetition. Reader CPU: mean of the two readers. "!": the rest of the host used more than ${DISTURBED_PCT} % of a core during some repetition.`);
   writeResults('large-values', {
     title: 'Large values under loss',
-    redis: server ? { version: server.version, ioredis: ioredisVersion() } : { skipped: (redis as { skipped: string }).skipped },
+    redis: redis.info,
     params: { nodes: NODES, sizes: SIZES, losses: LOSSES, rateBytes: RATE_BYTES, seconds: SECONDS, drainDeadlineMs: DRAIN_DEADLINE_MS, reps: REPS },
     cells,
     runs,
@@ -327,14 +268,4 @@ async function main(): Promise<void> {
   console.log(`\n# ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
-if (process.argv[2] === 'child') {
-  child().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runBench(main, child);

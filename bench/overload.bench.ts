@@ -29,8 +29,9 @@
  * Host-local multicast (random 239.255.x.y group, 127.0.0.1, TTL 0). No Redis here: the
  * comparison is the cluster against itself at its sustainable rate.
  */
-import { getCache, getClusterChecksum, getLocalMetrics, shutdown, type Cache } from '../runtime/index';
-import { Cluster, fmt, hostLocalEnv, randomGroup, sleep, toParent, untilWall, wallNow, type Msg } from './fixtures/cluster';
+import { getCache, getClusterChecksum, getLocalMetrics, type Cache } from '../runtime/index';
+import { benchIndex, joinCluster, sayReady, serveParent } from './fixtures/child';
+import { abortAfter, Cluster, fmt, hostLocalEnv, pace, randomGroup, rng32, runBench, sleep, toParent, wallNow } from './fixtures/cluster';
 import { awaitConvergence, RemoteTracker } from './fixtures/converge';
 import { DISTURBED_PCT, HostLoad, machineLine, mib, pick, writeResults } from './fixtures/results';
 
@@ -80,17 +81,6 @@ interface Final {
   entries: number;
 }
 
-function rng32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // child
 // ---------------------------------------------------------------------------------------------
@@ -101,11 +91,9 @@ function transport(): { unacked: number; retransmits: number; naksSent: number }
 }
 
 async function child(): Promise<void> {
-  const index = Number(process.env['BENCH_INDEX']);
-  getCache('hello', CACHE_OPTIONS);
-  const readyBy = Date.now() + 15_000;
-  while ((getLocalMetrics()?.members.length ?? 0) < NODES - 1 && Date.now() < readyBy) await sleep(20);
-  toParent({ type: 'ready', index, members: getLocalMetrics()?.members.length ?? 0 });
+  const index = benchIndex();
+  await joinCluster(CACHE_OPTIONS, NODES - 1, 15_000);
+  sayReady();
 
   const pad = 'x'.repeat(VALUE_CHARS);
   let spec: Spec | undefined;
@@ -127,85 +115,60 @@ async function child(): Promise<void> {
     const rate = s.rate / NODES;
     const total = Math.round(rate * s.seconds);
     const rnd = rng32(s.id * 100 + index + 1);
-    let ops = 0;
-    await untilWall(startAt);
-    const firstAt = startAt;
-    let lastAt = firstAt;
+    const put = (seq: number): void => {
+      const v = `${index}:${seq}|`;
+      cache!.set(`k${Math.floor(rnd() * KEYS)}`, v + pad.slice(v.length));
+    };
     // A process that falls behind gets GRACE_MS more to do what it owes (its achieved rate shows it).
-    const stopAt = firstAt + s.seconds * 1000 + GRACE_MS;
-    while (ops < total && wallNow() < stopAt) {
-      const owed = Math.min(total, Math.floor(((wallNow() - firstAt) * rate) / 1000));
-      while (ops < owed) {
-        const v = `${index}:${++ops}|`;
-        cache!.set(`k${Math.floor(rnd() * KEYS)}`, v + pad.slice(v.length));
-      }
-      lastAt = wallNow();
-      await sleep(1);
-    }
-    return { ops, firstAt, lastAt };
+    const p = await pace({ rate, total, forMs: s.seconds * 1000 + GRACE_MS, startAt, put });
+    return { ops: p.sent, firstAt: p.firstAt, lastAt: p.lastAt };
   };
 
-  process.on('message', (m: Msg) => {
-    void (async () => {
-      switch (m.type) {
-        case 'phase':
-          spec = m['spec'] as Spec;
-          cache = getCache<string>(`ov-${spec.id}`, CACHE_OPTIONS);
-          tracker = new RemoteTracker(cache as Cache<unknown>);
-          await sleep(50);
-          toParent({ type: 'armed', index });
-          break;
-        case 'go': {
-          cpu0 = process.cpuUsage();
-          const tr = transport();
-          base = { shed: getLocalMetrics()?.shed ?? 0, retransmits: tr.retransmits, naksSent: tr.naksSent };
-          t0 = m['startAt'] as number;
-          samples = [];
-          sampler = setInterval(sample, SAMPLE_MS);
-          toParent({ type: 'done', index, report: await load(spec!, t0) });
-          break;
-        }
-        case 'check':
-          toParent({ type: 'check', index, ...tracker!.reply(`ov-${spec!.id}`, m['sum'] === true) });
-          break;
-        case 'cluster-checksum': {
-          const name = `ov-${spec!.id}`;
-          const a = performance.now();
-          const all = await getClusterChecksum(name);
-          toParent({ type: 'cluster-checksum', index, sums: Object.values(all).map((x) => x[name] ?? ''), ms: performance.now() - a });
-          break;
-        }
-        case 'final': {
-          clearInterval(sampler);
-          sample();
-          const c = process.cpuUsage(cpu0);
-          const tr = transport();
-          const report: Final = {
-            samples, cpuMs: (c.user + c.system) / 1000, shed: (getLocalMetrics()?.shed ?? 0) - base.shed,
-            retransmits: tr.retransmits - base.retransmits, naksSent: tr.naksSent - base.naksSent, entries: cache?.size ?? 0,
-          };
-          toParent({ type: 'final', index, report });
-          break;
-        }
-        case 'cleanup':
-          // After every 'final' (entries counted): a replicated clear drops the phase's entries
-          // on every member, so later phases do not pay for them.
-          tracker?.detach();
-          if (index === 0) cache?.clear();
-          cache = undefined;
-          toParent({ type: 'cleaned', index });
-          break;
-        case 'exit':
-          await shutdown();
-          process.disconnect();
-          break;
-        default:
-          break;
-      }
-    })().catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
+  serveParent({
+    phase: async (m) => {
+      spec = m['spec'] as Spec;
+      cache = getCache<string>(`ov-${spec.id}`, CACHE_OPTIONS);
+      tracker = new RemoteTracker(cache as Cache<unknown>);
+      await sleep(50);
+      toParent({ type: 'armed', index });
+    },
+    go: async (m) => {
+      cpu0 = process.cpuUsage();
+      const tr = transport();
+      base = { shed: getLocalMetrics()?.shed ?? 0, retransmits: tr.retransmits, naksSent: tr.naksSent };
+      t0 = m['startAt'] as number;
+      samples = [];
+      sampler = setInterval(sample, SAMPLE_MS);
+      toParent({ type: 'done', index, report: await load(spec!, t0) });
+    },
+    check: (m) => {
+      toParent({ type: 'check', index, ...tracker!.reply(`ov-${spec!.id}`, m['sum'] === true) });
+    },
+    'cluster-checksum': async () => {
+      const name = `ov-${spec!.id}`;
+      const a = performance.now();
+      const all = await getClusterChecksum(name);
+      toParent({ type: 'cluster-checksum', index, sums: Object.values(all).map((x) => x[name] ?? ''), ms: performance.now() - a });
+    },
+    final: () => {
+      clearInterval(sampler);
+      sample();
+      const c = process.cpuUsage(cpu0);
+      const tr = transport();
+      const report: Final = {
+        samples, cpuMs: (c.user + c.system) / 1000, shed: (getLocalMetrics()?.shed ?? 0) - base.shed,
+        retransmits: tr.retransmits - base.retransmits, naksSent: tr.naksSent - base.naksSent, entries: cache?.size ?? 0,
+      };
+      toParent({ type: 'final', index, report });
+    },
+    cleanup: () => {
+      // After every 'final' (entries counted): a replicated clear drops the phase's entries
+      // on every member, so later phases do not pay for them.
+      tracker?.detach();
+      if (index === 0) cache?.clear();
+      cache = undefined;
+      toParent({ type: 'cleaned', index });
+    },
   });
 }
 
@@ -248,18 +211,12 @@ async function main(): Promise<void> {
   console.log(`# ${machineLine()}`);
   console.log(`# group ${g.ip}:${g.port}, MCCACHE_MULTICAST_HOPS=0 (127.0.0.1, TTL 0); random sets over ${fmt(KEYS)} keys, ${VALUE_CHARS}-character values`);
   const cluster = new Cluster(__filename, NODES, hostLocalEnv(g));
-  const killer = setTimeout(() => {
-    console.log(`# aborted: the ${DEADLINE_MS / 1000} s bound was reached`);
-    for (const k of cluster.kids) k.kill('SIGKILL');
-    process.exit(0);
-  }, DEADLINE_MS);
-  killer.unref();
+  abortAfter(DEADLINE_MS, () => cluster.kids);
   let id = 0;
 
   const phase = async (label: string, rate: number, seconds: number, maxWaitMs: number, askCluster: boolean): Promise<Result> => {
     const spec: Spec = { id: ++id, rate, seconds };
-    cluster.broadcast({ type: 'phase', spec });
-    await cluster.next('armed');
+    await cluster.arm(spec);
     const load = new HostLoad();
     const t0 = performance.now();
     cluster.broadcast({ type: 'go', startAt: wallNow() + START_DELAY_MS });
@@ -283,8 +240,7 @@ async function main(): Promise<void> {
       }
     }
     const wallMs = performance.now() - t0;
-    cluster.broadcast({ type: 'final' });
-    const fin = (await cluster.next('final', NODES, 20_000)).sort((a, b) => (a['index'] as number) - (b['index'] as number)).map((m) => m['report'] as Final);
+    const fin = await cluster.ask<Final>('final', 20_000);
     cluster.broadcast({ type: 'cleanup' });
     await cluster.next('cleaned', NODES, 20_000);
     const othersPct = load.othersPct(fin.reduce((n, f) => n + f.cpuMs, 0));
@@ -368,14 +324,4 @@ async function main(): Promise<void> {
   console.log(`\n# ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
-if (process.argv[2] === 'child') {
-  child().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runBench(main, child);

@@ -38,8 +38,9 @@
  */
 import type { Socket } from 'node:dgram';
 import { loadavg } from 'node:os';
-import { getCache, getLocalMetrics, shutdown, type Cache } from '../runtime/index';
-import { Cluster, fmt, hostBusyMs, hostLocalEnv, quantiles, randomGroup, rawSocket, sleep, tick, toParent, wallNow, type Msg, type Quantiles } from './fixtures/cluster';
+import { getCache, getLocalMetrics, type Cache } from '../runtime/index';
+import { Arrivals, benchIndex, joinCluster, sayReady, serveParent } from './fixtures/child';
+import { abortAfter, Cluster, fmt, hostBusyMs, hostLocalEnv, pace, quantiles, randomGroup, rawSocket, runBench, sleep, toParent, wallNow, type Quantiles } from './fixtures/cluster';
 
 const NODES = 3;
 const LAT_RATES = [1_000, 5_000, 20_000];
@@ -102,48 +103,33 @@ function transportCounters(): Omit<Counters, 'cpuMs' | 'ms'> {
 }
 
 async function child(): Promise<void> {
-  const index = Number(process.env['BENCH_INDEX']);
+  const index = benchIndex();
   const rawPort = Number(process.env['BENCH_RAW_PORT']);
   const rawGroup = process.env['BENCH_RAW_GROUP']!;
   const raw: Socket = await rawSocket(rawGroup, rawPort);
   raw.unref();
-  getCache('hello', CACHE_OPTIONS); // starts this process's node
-  const readyBy = Date.now() + 10_000;
-  while ((getLocalMetrics()?.members.length ?? 0) < NODES - 1 && Date.now() < readyBy) await sleep(20);
-  toParent({ type: 'ready', index, members: getLocalMetrics()?.members.length ?? 0 });
+  await joinCluster(CACHE_OPTIONS, NODES - 1, 10_000);
+  sayReady();
 
   let spec: PhaseSpec | undefined;
   let cache: Cache<number> | undefined;
-  let lat = new Float64Array(0);
-  let seen = new Uint8Array(0);
-  let nLat = 0;
-  let nSeen = 0;
-  let lastNewAt = NaN;
+  const got = new Arrivals();
   let store = new Map<string, number>();
   let cpu0 = process.cpuUsage();
   let t0 = wallNow();
   let c0 = transportCounters();
 
-  const arrive = (seq: number, sentAt: number): void => {
-    const now = wallNow();
-    if (nLat < lat.length) lat[nLat++] = (now - sentAt) * 1000;
-    if (seq < seen.length && seen[seq] === 0) {
-      seen[seq] = 1;
-      nSeen++;
-      lastNewAt = now;
-    }
-  };
   const onRemoteSet = (info: Record<string, unknown>): void => {
     const key = info['key'] as string;
     const v = cache!.peek(key);
-    if (typeof v === 'number') arrive(Number(key), v);
+    if (typeof v === 'number') got.arrive(Number(key), v);
   };
   raw.on('message', (b) => {
     if ((spec?.kind === 'raw' || spec?.kind === 'rawstore') && b.length >= 13 && b[0] === (spec.id & 0xff)) {
       const seq = b.readUInt32BE(1);
       const sentAt = b.readDoubleBE(5);
       if (spec.kind === 'rawstore') store.set(String(seq), sentAt);
-      arrive(seq, sentAt);
+      got.arrive(seq, sentAt);
     }
   });
 
@@ -170,87 +156,45 @@ async function child(): Promise<void> {
       : (seq: number): void => {
         cache!.set(String(seq), wallNow());
       };
-    let sent = 0;
-    let inPut = 0;
-    const firstAt = wallNow();
-    let lastAt = firstAt;
-    const stopAt = firstAt + s.seconds * 1000;
-    const total = s.rate === 0 ? s.maxPuts : Math.min(s.maxPuts, Math.round(s.rate * s.seconds));
-    while (sent < total && wallNow() < stopAt) {
-      const owed = s.rate === 0 ? Math.min(total, sent + FLAT_BURST) : Math.min(total, Math.floor(((wallNow() - firstAt) * s.rate) / 1000));
-      if (sent < owed) {
-        const a = performance.now();
-        while (sent < owed) put(++sent);
-        inPut += performance.now() - a;
-        lastAt = wallNow();
-      }
-      if (s.rate === 0) await tick();
-      else await sleep(1);
-    }
-    return { sent, firstAt, lastAt, putUs: sent ? (inPut * 1000) / sent : NaN };
+    const total = totalPuts(s);
+    const p = await pace({ rate: s.rate, total, forMs: s.seconds * 1000, burst: FLAT_BURST, put });
+    return { sent: p.sent, firstAt: p.firstAt, lastAt: p.lastAt, putUs: p.sent ? (p.inPutMs * 1000) / p.sent : NaN };
   };
 
-  const awaitAll = async (s: PhaseSpec, expected: number, lastPutAt: number): Promise<ReaderReport> => {
-    const deadline = lastPutAt + DRAIN_DEADLINE_MS;
-    let quietFrom = wallNow();
-    let seenBefore = nSeen;
-    while (nSeen < expected && wallNow() < deadline) {
-      await sleep(2);
-      if (nSeen !== seenBefore) {
-        seenBefore = nSeen;
-        quietFrom = wallNow();
-      }
-      if (s.kind !== 'mccache' && wallNow() - quietFrom > RAW_QUIET_MS) break; // nothing repairs raw loss
-    }
-    return { seen: nSeen, lat: quantiles(lat, nLat), completeAt: nSeen >= expected ? lastNewAt : NaN };
-  };
+  serveParent({
+    phase: async (m) => {
+      spec = m['spec'] as PhaseSpec;
+      if (cache) cache.off('remote-set', onRemoteSet as (info: Record<string, unknown>) => void);
+      cache = spec.kind === 'mccache' ? getCache<number>(`phase-${spec.id}`, CACHE_OPTIONS) : undefined;
+      if (cache && index !== 0) cache.on('remote-set', onRemoteSet);
+      got.reset(index === 0 ? 0 : totalPuts(spec));
+      store = new Map();
+      await sleep(50); // let the peers' caches exist before anything arrives
+      toParent({ type: 'armed', index });
+    },
+    go: async () => {
+      cpu0 = process.cpuUsage();
+      t0 = wallNow();
+      c0 = transportCounters();
+      if (index === 0) toParent({ type: 'written', index, report: await write(spec!) });
+    },
+    expect: async (m) => {
+      // Nothing repairs raw loss: a raw phase stops waiting after RAW_QUIET_MS of silence.
+      const all = await got.awaitAll(m['sent'] as number, (m['lastAt'] as number) + DRAIN_DEADLINE_MS, spec!.kind === 'mccache' ? Infinity : RAW_QUIET_MS);
+      toParent({ type: 'read', index, report: { ...all, lat: quantiles(got.lat, got.nLat) } satisfies ReaderReport });
+    },
+    counters: () => {
+      toParent({ type: 'counters', index, counters: counters() });
+      // The phase's entries are not needed any more: a replicated clear drops them on every
+      // member, so later phases do not pay for a growing heap.
+      if (index === 0 && cache) cache.clear();
+    },
+  }, () => raw.close());
+}
 
-  process.on('message', (m: Msg) => {
-    void (async () => {
-      switch (m.type) {
-        case 'phase': {
-          spec = m['spec'] as PhaseSpec;
-          const n = spec.rate === 0 ? spec.maxPuts : Math.min(spec.maxPuts, Math.round(spec.rate * spec.seconds));
-          if (cache) cache.off('remote-set', onRemoteSet as (info: Record<string, unknown>) => void);
-          cache = spec.kind === 'mccache' ? getCache<number>(`phase-${spec.id}`, CACHE_OPTIONS) : undefined;
-          if (cache && index !== 0) cache.on('remote-set', onRemoteSet);
-          lat = new Float64Array(index === 0 ? 0 : n + 16);
-          seen = new Uint8Array(index === 0 ? 0 : n + 1);
-          nLat = nSeen = 0;
-          lastNewAt = NaN;
-          store = new Map();
-          await sleep(50); // let the peers' caches exist before anything arrives
-          toParent({ type: 'armed', index });
-          break;
-        }
-        case 'go':
-          cpu0 = process.cpuUsage();
-          t0 = wallNow();
-          c0 = transportCounters();
-          if (index === 0) toParent({ type: 'written', index, report: await write(spec!) });
-          break;
-        case 'expect':
-          toParent({ type: 'read', index, report: await awaitAll(spec!, m['sent'] as number, m['lastAt'] as number) });
-          break;
-        case 'counters':
-          toParent({ type: 'counters', index, counters: counters() });
-          // The phase's entries are not needed any more: a replicated clear drops them on every
-          // member, so later phases do not pay for a growing heap.
-          if (index === 0 && cache) cache.clear();
-          break;
-        case 'exit':
-          raw.close();
-          await shutdown();
-          process.disconnect();
-          break;
-        default:
-          break;
-      }
-    })().catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
-  });
+/** Puts in a phase: rate x seconds, at most maxPuts (flat out: maxPuts). */
+function totalPuts(s: PhaseSpec): number {
+  return s.rate === 0 ? s.maxPuts : Math.min(s.maxPuts, Math.round(s.rate * s.seconds));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,12 +237,7 @@ async function main(): Promise<void> {
   console.log(`# McCache group ${g.ip}:${g.port}, raw baseline ${rawGroup}:${rawPort}; MCCACHE_MULTICAST_HOPS=0 (127.0.0.1, TTL 0); other settings default`);
 
   const cluster = new Cluster(__filename, NODES, { ...hostLocalEnv(g), BENCH_RAW_GROUP: rawGroup, BENCH_RAW_PORT: String(rawPort) });
-  const killer = setTimeout(() => {
-    console.log(`# aborted: the ${DEADLINE_MS / 1000} s bound was reached`);
-    for (const k of cluster.kids) k.kill('SIGKILL');
-    process.exit(0);
-  }, DEADLINE_MS);
-  killer.unref();
+  abortAfter(DEADLINE_MS, () => cluster.kids);
 
   const ready = await cluster.next('ready', NODES, 15_000);
   const members = ready.map((m) => m['members'] as number);
@@ -308,19 +247,12 @@ async function main(): Promise<void> {
   const left = (): number => DEADLINE_MS - (Date.now() - started);
   const phase = async (kind: PhaseSpec['kind'], rate: number, seconds: number, maxPuts = Math.max(1, Math.round(rate * seconds))): Promise<Result> => {
     const spec: PhaseSpec = { id: ++id, kind, rate, seconds, maxPuts };
-    cluster.broadcast({ type: 'phase', spec });
-    await cluster.next('armed');
+    await cluster.arm(spec);
     const busy0 = hostBusyMs();
     const cpu0 = process.cpuUsage();
     const at0 = Date.now();
-    cluster.broadcast({ type: 'go' });
-    const w = (await cluster.next('written', 1, (seconds + 5) * 1000))[0]!['report'] as WriterReport;
-    for (let i = 1; i < NODES; i++) cluster.send(i, { type: 'expect', sent: w.sent, lastAt: w.lastAt });
-    const readers = (await cluster.next('read', NODES - 1, DRAIN_DEADLINE_MS + 5000))
-      .sort((a, b) => (a['index'] as number) - (b['index'] as number)).map((m) => m['report'] as ReaderReport);
-    cluster.broadcast({ type: 'counters' });
-    const counters = (await cluster.next('counters'))
-      .sort((a, b) => (a['index'] as number) - (b['index'] as number)).map((m) => m['counters'] as Counters);
+    const { w, readers } = await cluster.writeThenRead<WriterReport, ReaderReport>((seconds + 5) * 1000, DRAIN_DEADLINE_MS + 5000);
+    const counters = await cluster.ask<Counters>('counters', 30_000, 'counters');
     const own = process.cpuUsage(cpu0);
     const ours = counters.reduce((n, c) => n + c.cpuMs, 0) + (own.user + own.system) / 1000;
     const othersPct = Math.max(0, ((hostBusyMs() - busy0 - ours) * 100) / Math.max(1, Date.now() - at0));
@@ -414,14 +346,4 @@ async function main(): Promise<void> {
   console.log(`\n# ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
-if (process.argv[2] === 'child') {
-  child().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-} else {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+runBench(main, child);
