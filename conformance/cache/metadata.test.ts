@@ -153,3 +153,40 @@ describe('cache metadata', () => {
     });
   });
 });
+
+describe('cache: the bytes an entry keeps', () => {
+  const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+  it('a primitive a peer encoded otherwise (1 as a float64) keeps the bytes it came with: checksums and repairs use them', () => {
+    const { cache } = makeCache<unknown>();
+    const foreign = Uint8Array.from([0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]); // msgpack float64 1.0; ours would be 0x01
+    cache.applyRemote({ op: 'put', cache: 'test', key: 'one', hlc: hlcAt(WALL0), ttl: 0, codec: 'msgpack', value: foreign }, 9n);
+    expect(cache.get('one')).to.equal(1);
+    expect(cache.metadata('one')!.checksum).to.equal(sha(foreign));
+    const rec = [...cache.syncRecords()].find((r) => r.key === 'one')!;
+    expect(Buffer.from(rec.value).equals(Buffer.from(foreign))).to.equal(true);
+  });
+
+  it('a received object keeps its bytes: changing the object returned by get changes neither the checksum nor what repairs send', () => {
+    const { cache } = makeCache<{ n: number }>();
+    const put = remotePut('o', { n: 1 }, hlcAt(WALL0));
+    cache.applyRemote(put, 9n);
+    const before = cache.checksum();
+    cache.get('o')!.n = 2; // the application mutates what it got
+    expect(cache.checksum()).to.equal(before);
+    const rec = [...cache.syncRecords()].find((r) => r.key === 'o')!;
+    expect(Buffer.from(rec.value).equals(Buffer.from((put as { value: Uint8Array }).value))).to.equal(true);
+  });
+
+  it('strings and primitives, local or received, give the same checksums as their encoded bytes', () => {
+    fc.assert(fc.property(fc.oneof(fc.string(), fc.integer(), fc.double({ noNaN: true }), fc.boolean(), fc.constant(null), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n })), (v) => {
+      const a = makeCache<unknown>().cache;
+      const b = makeCache<unknown>().cache;
+      a.set('k', v);
+      b.applyRemote(remotePut('k', v, hlcAt(WALL0)), 9n);
+      const want = sha(encodeValue(v).bytes);
+      expect(a.metadata('k')!.checksum).to.equal(want);
+      expect(b.metadata('k')!.checksum).to.equal(want);
+    }), params(500));
+  });
+});
