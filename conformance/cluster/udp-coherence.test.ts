@@ -27,9 +27,10 @@
  * 239.255.x.y group and high port of this run's own.
  */
 import { expect } from 'chai';
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { FIXTURES, TS_NODE, hostLocalEnv, privateGroup } from './cluster-processes';
+import { compareVersion, MemberProcess, within, type Reply } from './member-process';
 
 const CACHE = 'coherence';
 const SHARED_KEYS = 240;
@@ -45,86 +46,21 @@ const PRE_KEYS = 40;
 const PULSE_MS = 300;
 const CONVERGE_LIMIT_MS = 15_000;
 
-interface Reply {
-  type: string;
-  index: number;
-  [k: string]: unknown;
-}
 interface Entry { key: string; hlc: string; origin: string; checksum: string; tag: string }
 interface Stats { tantrumDropped: number; retransmits: number; gapsReported: number; datagramsOut: number; shed: number; writesDropped: number }
 
 const wallNow = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Rejects after `ms` with `what`, so no step of the test can hang. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_r, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  })]).finally(() => clearTimeout(timer));
-}
-
-/** One coherence-node.ts child: request/response over IPC, and the sets it streams. */
-class Member {
-  readonly child: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly ready: Promise<Reply>;
-  readonly errors: Reply[] = [];
-  /** "key/hlc" -> value checksum of every set it reported; and the highest hlc reported. */
-  readonly written = new Map<string, string>();
-  lastReportedHlc = 0n;
-  nodeId = '';
-  readonly #waiting = new Map<string, (r: Reply) => void>();
-
+/** One coherence-node.ts child. */
+class Member extends MemberProcess {
   constructor(readonly index: number, readonly tag: string, members: number, env: NodeJS.ProcessEnv) {
-    this.child = fork(join(FIXTURES, 'coherence-node.ts'), [], {
+    super(fork(join(FIXTURES, 'coherence-node.ts'), [], {
       execArgv: TS_NODE,
       env: { ...env, COHERENCE_NODE_CONFIG: JSON.stringify({ index, tag, members, cache: CACHE }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-    this.ready = this.#next('ready').then((r) => {
-      this.nodeId = String(r['nodeId'] ?? '');
-      return r;
-    });
-    this.child.on('message', (m: Reply) => {
-      if (m.type === 'written') {
-        for (const [key, hlc, sum] of m['sets'] as Array<[string, string, string]>) {
-          this.written.set(`${key}/${hlc}`, sum);
-          if (BigInt(hlc) > this.lastReportedHlc) this.lastReportedHlc = BigInt(hlc);
-        }
-        return;
-      }
-      if (m.type === 'error') this.errors.push(m);
-      const name = m.type === 'error' ? String(m['cmd']) : m.type;
-      const w = this.#waiting.get(name);
-      if (w) {
-        this.#waiting.delete(name);
-        w(m);
-      }
-    });
+    }), `process ${tag}`);
   }
-
-  ask(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 20_000): Promise<Reply> {
-    const p = this.#next(cmd);
-    this.child.send({ cmd, ...args });
-    return within(p, timeoutMs, `process ${this.tag} ${cmd}`);
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-  }
-
-  #next(type: string): Promise<Reply> {
-    return new Promise((resolve) => this.#waiting.set(type, resolve));
-  }
-}
-
-function compareVersion(a: { hlc: string; origin: string }, b: { hlc: string; origin: string }): number {
-  const h = BigInt(a.hlc) - BigInt(b.hlc);
-  if (h !== 0n) return h < 0n ? -1 : 1;
-  const n = BigInt(`0x${a.origin}`) - BigInt(`0x${b.origin}`);
-  return n === 0n ? 0 : n < 0n ? -1 : 1;
 }
 
 describe('cluster/udp: coherence with a late joiner and a SIGKILLed, restarted writer, 10 % outgoing loss', function () {

@@ -37,7 +37,7 @@
  * About 10-15 s per scenario.
  */
 import { expect } from 'chai';
-import type { ChildProcess } from 'node:child_process';
+import { compareVersion, MemberProcess, within, type Reply } from '../cluster/member-process';
 import { LAB_PORT, NetnsLab, compiledFixture, requireTools, skipReason } from './netns-lab';
 
 const HOSTS = 4;
@@ -66,11 +66,6 @@ const TAGS = ['', 'a', 'b', 'c', 'd', 'e'];
 type Transport = 'multicast' | 'unicast';
 type Fault = 'kill' | 'partition' | 'loss' | 'slow';
 
-interface Reply {
-  type: string;
-  index: number;
-  [k: string]: unknown;
-}
 interface Entry { key: string; hlc: string; origin: string; checksum: string; tag: string }
 interface MemberEvent { type: 'up' | 'down'; nodeId: string; reason?: string; at: number }
 interface Report {
@@ -88,77 +83,13 @@ const wallNow = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const sleepUntil = (at: number): Promise<void> => sleep(Math.max(0, at - wallNow()));
 
-/** Rejects after `ms` with `what`, so no step of a scenario can hang. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_r, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  })]).finally(() => clearTimeout(timer));
-}
-
-/** One netns-node.ts process on one host: request/response over IPC, and the sets it streams. */
-class Member {
-  readonly child: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  readonly ready: Promise<Reply>;
-  readonly errors: Reply[] = [];
-  /** "key/hlc" -> value checksum of every set it reported; and the highest hlc reported. */
-  readonly written = new Map<string, string>();
-  lastReportedHlc = 0n;
-  nodeId = '';
-  readonly #waiting = new Map<string, (r: Reply) => void>();
-
+/** One netns-node.ts process on one host. */
+class Member extends MemberProcess {
   constructor(lab: NetnsLab, readonly host: number, readonly index: number, readonly tag: string, env: NodeJS.ProcessEnv) {
-    this.child = lab.spawnNode(host, compiledFixture(), [], {
+    super(lab.spawnNode(host, compiledFixture(), [], {
       ...env, NETNS_NODE_CONFIG: JSON.stringify({ index, tag, members: HOSTS - 1, cache: CACHE }),
-    });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-    this.ready = this.#next('ready').then((r) => {
-      this.nodeId = String(r['nodeId'] ?? '');
-      return r;
-    });
-    this.child.on('message', (m: Reply) => {
-      if (m.type === 'written') {
-        for (const [key, hlc, sum] of m['sets'] as Array<[string, string, string]>) {
-          this.written.set(`${key}/${hlc}`, sum);
-          if (BigInt(hlc) > this.lastReportedHlc) this.lastReportedHlc = BigInt(hlc);
-        }
-        return;
-      }
-      if (m.type === 'error') this.errors.push(m);
-      const name = m.type === 'error' ? String(m['cmd']) : m.type;
-      const w = this.#waiting.get(name);
-      if (w) {
-        this.#waiting.delete(name);
-        w(m);
-      }
-    });
+    }), `host ${host} (${tag}${index})`);
   }
-
-  get name(): string {
-    return `host ${this.host} (${this.tag}${this.index})`;
-  }
-
-  ask(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 20_000): Promise<Reply> {
-    const p = this.#next(cmd);
-    this.child.send({ cmd, ...args });
-    return within(p, timeoutMs, `${this.name} ${cmd}`);
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(sig);
-  }
-
-  #next(type: string): Promise<Reply> {
-    return new Promise((resolve) => this.#waiting.set(type, resolve));
-  }
-}
-
-function compareVersion(a: { hlc: string; origin: string }, b: { hlc: string; origin: string }): number {
-  const h = BigInt(a.hlc) - BigInt(b.hlc);
-  if (h !== 0n) return h < 0n ? -1 : 1;
-  const n = BigInt(`0x${a.origin}`) - BigInt(`0x${b.origin}`);
-  return n === 0n ? 0 : n < 0n ? -1 : 1;
 }
 
 /** Environment of a node process: production network settings, fast timers, room for every key. */

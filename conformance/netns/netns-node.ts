@@ -31,7 +31,7 @@
 import { subscribe } from 'node:diagnostics_channel';
 import { getCache, getLocalChecksum, getLocalMetrics } from '../../runtime/index';
 import { seededRng } from '../../runtime/transport/sim-network';
-import { announceReady, quiet, send, serve, stats } from '../fixtures/child-node';
+import { announceReady, quiet, send, serve, stats, tagOf, valueFor } from '../fixtures/child-node';
 
 interface Config {
   index: number;
@@ -66,28 +66,6 @@ process.on('disconnect', () => {
   if (!exiting) process.exit(2);
 });
 
-function valueFor(rng: () => number, key: string, n: number): unknown {
-  const id = `${cfg.tag}|${key}|${n}`;
-  const r = rng();
-  if (r < 0.5) return id;
-  if (r < 0.8) return { id, at: n };
-  if (r < 0.95) return [id, Math.floor(rng() * 1e9)];
-  // 2.5 KB: two datagrams at the default MTU; the head names it.
-  const bytes = new Uint8Array(2500);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rng() * 256);
-  Buffer.from(`${id}\n`).copy(bytes);
-  return bytes;
-}
-
-/** The writer/key/n a value names, as written by valueFor. */
-function tagOf(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (v instanceof Uint8Array) return Buffer.from(v).toString('latin1').split('\n', 1)[0]!;
-  if (Array.isArray(v)) return String(v[0]);
-  if (v && typeof v === 'object') return String((v as { id?: unknown }).id);
-  return `?${String(v)}`;
-}
-
 async function write(c: Extract<Command, { cmd: 'write' }>): Promise<object> {
   const rng = seededRng(c.seed);
   const last = new Map<string, [string, 'set' | 'delete', string]>();
@@ -96,7 +74,7 @@ async function write(c: Extract<Command, { cmd: 'write' }>): Promise<object> {
   const counts = { set: 0, delete: 0 };
   let n = 0;
   const set = (key: string): void => {
-    cache.set(key, valueFor(rng, key, n));
+    cache.set(key, valueFor(cfg.tag, rng, key, n));
     const md = cache.metadata(key)!;
     batch.push([key, md.version.hlc.toString(), md.checksum]);
     last.set(key, [md.version.hlc.toString(), 'set', md.checksum]);
