@@ -36,15 +36,23 @@ describe('cluster/api: getCache settings', function () {
     });
   });
 
-  it('a cache created by remote writes before getCache names it follows this process\'s settings', async () => {
+  /**
+   * A peer process holding at most 5 entries per cache (MCCACHE_CACHE_MAX), after another
+   * process wrote w0..w9 to cache 'lazy', which the peer has not named.
+   */
+  async function peerWithLazyCache(): Promise<CacheNodeProcess> {
     const { group, port } = privateGroup();
     const env = hostLocalEnv(group, port, { MCCACHE_DAEMON_SLEEP: '0.2' });
-    // The peer holds at most 5 entries per cache (MCCACHE_CACHE_MAX); it never names 'lazy'.
     const peer = new CacheNodeProcess(0, 0, 'own', { ...env, MCCACHE_CACHE_MAX: '5' });
     procs.push(peer);
     expect((await peer.ready).type).to.equal('ready');
     const writer = await runScript(join(FIXTURES, 'cache-writer.ts'), { ...env, WRITER_CACHE: 'lazy', WRITER_KEYS: '10' }, 20_000);
     expect(writer.code, writer.stderr).to.equal(0);
+    return peer;
+  }
+
+  it('a cache created by remote writes before getCache names it follows this process\'s settings', async () => {
+    const peer = await peerWithLazyCache();
     expect((await peer.ask('waitFor', { cache: 'lazy', keys: ['w9'], timeoutMs: 3000 }))['ok']).to.equal(true);
     const report = await peer.ask('report', { cache: 'lazy' });
     const keys = (report['entries'] as Array<{ key: string }>).map((e) => e.key);
@@ -54,13 +62,7 @@ describe('cluster/api: getCache settings', function () {
   });
 
   it('getCache(name, options) on a cache that remote writes created gives it those options (not the defaults it was made with)', async () => {
-    const { group, port } = privateGroup();
-    const env = hostLocalEnv(group, port, { MCCACHE_DAEMON_SLEEP: '0.2' });
-    const peer = new CacheNodeProcess(0, 0, 'own', { ...env, MCCACHE_CACHE_MAX: '5' });
-    procs.push(peer);
-    expect((await peer.ready).type).to.equal('ready');
-    const writer = await runScript(join(FIXTURES, 'cache-writer.ts'), { ...env, WRITER_CACHE: 'lazy', WRITER_KEYS: '10' }, 20_000);
-    expect(writer.code, writer.stderr).to.equal(0);
+    const peer = await peerWithLazyCache();
     // Not named yet: the remote writes made it with the settings' max of 5.
     let sizes: Record<string, number> = {};
     for (const end = Date.now() + 3000; Date.now() < end && sizes['lazy'] !== 5;) {
