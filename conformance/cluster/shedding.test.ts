@@ -24,4 +24,24 @@ describe('pending-write shedding', () => {
     for (const i of [1, 2]) expect(entriesOf(c.nodes[i]!.caches.get('shed'))).to.deep.equal(entriesOf(writer));
     expect(writer.size).to.equal(256); // the cache's own max (LRU), not the network, bounds it
   });
+
+  it('after a shed backlog clears, the writer offers its digest again over the following seconds, not only once', async () => {
+    // Real-time timers: syncFlush off, a pulse period long enough never to fire by itself here.
+    const c = await SimCluster.start({ seed: 10, nodes: 2, core: { maxUnackedMessages: 2 }, node: { maxPending: 10, syncFlush: false, pulse: 600_000 } });
+    await new Promise((r) => setTimeout(r, 200)); // the newcomer's bootstrap pulse (20-100 ms) is over
+    const writer = c.cache(0, 'shed');
+    for (let k = 0; k < 100; k++) writer.set(`k${k}`, k);
+    await new Promise((r) => setImmediate(r));
+    expect(c.nodes[0]!.localMetrics().shed).to.be.at.least(50);
+    for (let i = 0; i < 500 && c.nodes[0]!.pending > 0; i++) {
+      c.run(10);
+      await Promise.resolve();
+    }
+    await Promise.resolve(); // the immediate pulse (a microtask)
+    const after = c.nodes[0]!.antiEntropyStats.pulses;
+    expect(after, 'the pulse as the backlog cleared').to.be.at.least(1);
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(c.nodes[0]!.antiEntropyStats.pulses, 'a follow-up pulse about 1 s later').to.equal(after + 1);
+    await c.drive(Promise.all(c.nodes.map((n) => n.shutdown())));
+  });
 });

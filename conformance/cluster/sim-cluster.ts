@@ -31,7 +31,7 @@ export interface SimClusterOptions {
   /** Real ms a clusterMetrics/clusterChecksum collects replies. @default 30 */
   replyWindow?: number;
   /** Further McCacheNode options (e.g. maxPending; syncFlush false: flush in a microtask). */
-  node?: Partial<Pick<NodeOptions, 'maxPending' | 'syncFlush'>>;
+  node?: Partial<Pick<NodeOptions, 'maxPending' | 'syncFlush' | 'pulse'>>;
 }
 
 /** A mutation a node handed to the network layer, with its version (node id = the writer). */
