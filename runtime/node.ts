@@ -611,7 +611,11 @@ export class McCacheNode implements Replicator {
     if (m.op === 'sync_digest') {
       // A member that has not called getCache yet still bootstraps the cache (mode 1 default).
       const c = this.#caches.get(m.cache) ?? (m.numEntries > 0 || m.clearHlc > 0n ? this.cache(m.cache) : undefined);
-      const interval = this.#pulse > 0 ? this.#pulse / 2 : 0;
+      // A difference with one peer is acted on at most once a second: often enough for the
+      // follow-up pulses after shedding (1, 2, 4, ... s), rarely enough that a repair still in
+      // flight is not asked for again and again. (It was half the pulse: 150 s by default,
+      // which made every follow-up pulse fall on deaf ears.)
+      const interval = this.#pulse > 0 ? Math.min(this.#pulse / 2, 1000) : 0;
       for (const out of ae.handleDigest(from, m, c, performance.now(), interval)) this.#sendControl(out);
     } else if (m.op === 'sync_request') {
       if (m.bucketIds.length === 0 || m.target !== this.nodeId || this.#syncFlush) {
