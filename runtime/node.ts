@@ -563,7 +563,8 @@ export class McCacheNode implements Replicator {
             ? { op: 'put', cache: m.cache, key: w.key, hlc: w.hlc, ttl: w.ttl, codec: w.codec, value: w.value }
             : { op: 'delete', cache: m.cache, key: w.key, hlc: w.hlc };
           c.applyRemote(one, from);
-          publish(CH.remote, () => ({ cache: m.cache, op: one.op, key: w.key, from }));
+          // Tested first: a closure per write would be garbage even with nobody subscribed.
+          if (CH.remote.hasSubscribers) CH.remote.publish({ cache: m.cache, op: one.op, key: w.key, from });
         }
         break;
       }
