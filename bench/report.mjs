@@ -484,7 +484,7 @@ if (C) {
 const O = R['overload'];
 if (O) {
   h2('Overload and recovery');
-  p(`${O.params.nodes} McCache processes all write (random keys among ${fmt(O.params.keys)}, ${O.params.valueChars}-character values). First a paced sweep finds the sustainable rate (a step passes when the writers kept up, nothing was shed and every member's checksum agreed within ${O.params.sustainedConvergeMs} ms of the stop); then the same load at that rate for ${O.params.baseSeconds} s (1x, the baseline) and at twice it for ${O.params.overloadSeconds} s (2x). Pending: writes not yet handed to the transport; unacked: sent, not yet acknowledged by every member; shed: pending writes dropped under overload, repaired later by anti-entropy. Drain: until nothing is pending or unacknowledged anywhere. Converge: until the last remote write that left every member with the same checksum. One run (no repetitions). Source: bench/overload.bench.ts.`);
+  p(`${O.params.nodes} McCache processes all write (random keys among ${fmt(O.params.keys)}, ${O.params.valueChars}-character values). First a paced sweep finds the sustainable rate (a step passes when the writers kept up, nothing was shed and every member's checksum agreed within ${O.params.sustainedConvergeMs} ms of the stop); then the same load at that rate for ${O.params.baseSeconds} s (1x, the baseline) and at twice it for ${O.params.overloadSeconds} s (2x). Pending: writes not yet handed to the transport; unacked: sent, not yet acknowledged by every member; shed: pending writes dropped under overload, repaired later by anti-entropy. Drain: until nothing is pending or unacknowledged anywhere. Converge: until the last remote write that left every member with the same checksum. ${(O.reps ?? []).length > 1 ? `The sweep ran once, the 1x/2x pair ${O.reps.length} times.` : 'One run (no repetitions).'} Source: bench/overload.bench.ts.`);
   h3('Sweep');
   table(['writes/s:', 'achieved/s:', 'converge:', 'drain:', 'peak pending / unacked', 'shed:', 'retransmits / NAKs', 'CPU % per process', 'rest of host %:', 'pass'], O.sweep.map((r) => [
     fmt(r.rate), fmt(r.achieved), ms(num(r.convergeMs)), ms(num(r.drainMs)), `${fmt(r.peakPending)} / ${fmt(r.peakUnacked)}`, fmt(r.shed), `${fmt(r.retransmits)} / ${fmt(r.naksSent)}`,
@@ -501,6 +501,14 @@ if (O) {
       r.clusterChecksum, r.entries.map((e) => fmt(e)).join(' / '), r.cpuPct.map((c) => fmt(c)).join(' / '), `${fmt(r.othersPct)}${r.othersPct > DISTURBED_PCT ? ' !' : ''}`,
     ]));
     const rr = (a, c) => (c >= 1 ? x(a, c, 1) : `${fmt(a)} vs ${fmt(c)}`);
+    if ((O.reps ?? []).length > 1) {
+      const span = (xs, f) => {
+        const v = [...xs].map(num).sort((a1, a2) => (Number.isFinite(a1) ? a1 : Infinity) - (Number.isFinite(a2) ? a2 : Infinity));
+        const g = (n) => (Number.isFinite(n) ? f(n) : `> ${fmt(O.params.drainMaxMs / 1000)} s`);
+        return `${g(v[0])} / **${g(v[Math.floor((v.length - 1) / 2)])}** / ${g(v[v.length - 1])}`;
+      };
+      p(`The 1x/2x pair ran ${O.reps.length} times (the table shows the pair whose overload converged in the median time). Min / **median** / max over them: 2x shed ${span(O.reps.map((r) => r.overload.shed), (n) => fmt(n))}, drain ${span(O.reps.map((r) => r.overload.drainMs), ms)}, converge ${span(O.reps.map((r) => r.overload.convergeMs), ms)}, peak heap ${span(O.reps.map((r) => r.overload.peakHeap), mib)}; 1x drain ${span(O.reps.map((r) => r.base.drainMs), ms)}, converge ${span(O.reps.map((r) => r.base.convergeMs), ms)}.`);
+    }
     if (b.peakPending > 0 || b.shed > 0) {
       p(`At the 1x rate a backlog built up over ${fmt(b.seconds)} s (peak pending ${fmt(b.peakPending)}${b.shed ? `, ${fmt(b.shed)} shed` : ''}) although the ${fmt(O.params.sweepSeconds)} s sweep step at that rate passed: the short step overstates what the cluster sustains for longer.`);
     }
