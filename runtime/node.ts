@@ -443,7 +443,7 @@ export class McCacheNode implements Replicator {
       // Writes first, cache by cache, then the rest (clears, replies, sync entries): replies
       // then reflect the writes made before them. Order across caches, and between a clear and
       // the writes of its cache, does not matter: receivers apply by version.
-      const room = Math.floor(this.#t.core.maxMessageSize / 255);
+      const room = Math.floor(this.maxMessageSize / 255);
       const group = this.#group;
       for (const [cache, writes] of this.#writes) {
         group.writesOfCache = writes;
@@ -543,21 +543,15 @@ export class McCacheNode implements Replicator {
       case 'put':
       case 'delete':
       case 'clear': {
-        let c = this.#caches.get(m.cache);
-        if (!c) {
-          if (this.#state !== 'open') return;
-          c = this.cache(m.cache);
-        }
+        const c = this.#cacheFor(m.cache);
+        if (!c) return;
         c.applyRemote(m, from);
         publish(CH.remote, () => ({ cache: m.cache, op: m.op, key: (m as { key?: string }).key, from }));
         break;
       }
       case 'batch': {
-        let c = this.#caches.get(m.cache);
-        if (!c) {
-          if (this.#state !== 'open') return;
-          c = this.cache(m.cache);
-        }
+        const c = this.#cacheFor(m.cache);
+        if (!c) return;
         for (const w of m.writes) {
           const one: Message = w.kind === 'value'
             ? { op: 'put', cache: m.cache, key: w.key, hlc: w.hlc, ttl: w.ttl, codec: w.codec, value: w.value }
@@ -578,22 +572,17 @@ export class McCacheNode implements Replicator {
       }
       case 'checksum_request': {
         if (m.target !== 0n && m.target !== this.nodeId) return;
-        for (const [name, c] of this.#caches) {
-          if (m.cache !== '' && m.cache !== name) continue;
+        // Every cache, or the one named; a cache not held here holds no entry, so it is answered
+        // with an empty cache's checksum (the asker then need not wait out its reply window).
+        const asked: Array<[string, Cache<unknown> | undefined]> = m.cache === '' ? [...this.#caches] : [[m.cache, this.#caches.get(m.cache)]];
+        for (const [name, c] of asked) {
           this.#reply(`${from}:${seq}:${name.length}:${name}`, { op: 'checksum_reply', requestSender: from, requestSeq: seq, cache: name,
-            numEntries: c.size, checksum: Buffer.from(c.checksum(), 'hex') });
-        }
-        // No such cache here: it holds no entry, so it answers an empty cache's checksum (the
-        // asker then need not wait out its reply window for us).
-        if (m.cache !== '' && !this.#caches.has(m.cache)) {
-          this.#reply(`${from}:${seq}:${m.cache.length}:${m.cache}`, { op: 'checksum_reply', requestSender: from, requestSeq: seq, cache: m.cache,
-            numEntries: 0, checksum: Buffer.from(EMPTY_CHECKSUM, 'hex') });
+            numEntries: c?.size ?? 0, checksum: Buffer.from(c?.checksum() ?? EMPTY_CHECKSUM, 'hex') });
         }
         break;
       }
       case 'sync_entries': {
-        const c = this.#caches.get(m.cache) ?? (this.#state === 'open' ? this.cache(m.cache) : undefined);
-        this.#antiEntropy().handleEntries(m, c);
+        this.#antiEntropy().handleEntries(m, this.#cacheFor(m.cache));
         break;
       }
       case 'metrics_reply':
@@ -641,6 +630,14 @@ export class McCacheNode implements Replicator {
         this.#syncAskTimer.unref();
       }
     }
+  }
+
+  /**
+   * The cache a peer's message is for, created (with `cacheDefaults`) when this process has not
+   * named it yet; undefined once shutdown began.
+   */
+  #cacheFor(name: string): Cache<unknown> | undefined {
+    return this.#caches.get(name) ?? (this.#state === 'open' ? this.cache(name) : undefined);
   }
 
   #answerSyncRequest(from: NodeId, m: MessageOf<'sync_request'>): void {
