@@ -40,7 +40,8 @@ import type { Message, MessageOf } from './codec/packet';
 import type { CoreEvent, NodeId } from './core/types';
 import { Cache, type CacheMetrics, type CacheOptions, type LazyPut, type Mutation, type Replicator } from './cache/cache';
 import { encodeUtf8 } from './cache/value-codec';
-import { coarseWallNow, HybridClock } from './cache/hlc';
+import { HybridClock } from './cache/hlc';
+import { coarseWallNow } from './cache/coarse-clock';
 import { AntiEntropy } from './cache/anti-entropy';
 import { channel } from 'node:diagnostics_channel';
 

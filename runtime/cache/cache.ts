@@ -42,6 +42,7 @@ import type { Message, MessageOf, SyncEntry, ValueCodec } from '../codec/packet'
 import type { SyncRecord, SyncTarget } from './anti-entropy';
 import { compareVersions, hlcPhysical, type HybridClock, type Version } from './hlc';
 import { checkString, decodeValue, encodeUtf8, encodeValue, utf8Length } from './value-codec';
+import { coarseNow } from './coarse-clock';
 
 export type EvictionReason = 'ttl' | 'lru' | 'size';
 
@@ -860,26 +861,6 @@ export class Cache<V = unknown> implements SyncTarget {
   #assertOpen(): void {
     if (this.#closed) throw new McCacheError(ErrorCode.CLOSED, `cache ${JSON.stringify(this.name)} is closed (after shutdown())`);
   }
-}
-
-/**
- * The default clock: performance.now(), cached until a 1 ms timer clears the cache (the idea of
- * lru-cache's `ttlResolution`). A clock read costs about 40 ns, as much as the rest of a `get`,
- * and `get` needs the time whenever a TTL or the change callback is in use. The price: within
- * one long synchronous stretch (no event loop turn) time stands still, so an entry can outlive
- * its TTL until the stretch ends. Still monotonic; shared by every cache; the timer is unref'd.
- */
-let cachedNow = 0;
-let cachedNowValid = false;
-const expireCachedNow = (): void => {
-  cachedNowValid = false;
-};
-function coarseNow(): number {
-  if (cachedNowValid) return cachedNow;
-  cachedNow = performance.now();
-  cachedNowValid = true;
-  setTimeout(expireCachedNow, 1).unref();
-  return cachedNow;
 }
 
 function sha256(bytes: Uint8Array): string {

@@ -11,6 +11,7 @@
  * Time is injected (`wallNow`), so tests can skew clocks.
  */
 import { ErrorCode, McCacheError } from '../errors';
+import { coarseWallNow } from './coarse-clock';
 
 export const LOGICAL_BITS = 16n;
 const MAX_HLC = (1n << 64n) - 1n;
@@ -94,24 +95,4 @@ export class HybridClock {
   get last(): bigint {
     return this.#last;
   }
-}
-
-/**
- * Date.now(), read at most once per millisecond of event-loop turns: a 1 ms unref'd timer
- * invalidates the reading (the idea of lru-cache's `ttlResolution`; the cache's `coarseNow` does
- * the same for TTLs). On these VMs a Date.now() costs ~35 ns, a third of a local set. Within
- * one long synchronous stretch the wall part stands still and the logical counter advances,
- * which the HLC allows (65,536 stamps per ms, then it carries into the ms part).
- */
-let cachedWall = 0;
-let cachedWallValid = false;
-const expireCachedWall = (): void => {
-  cachedWallValid = false;
-};
-export function coarseWallNow(): number {
-  if (cachedWallValid) return cachedWall;
-  cachedWall = Date.now();
-  cachedWallValid = true;
-  setTimeout(expireCachedWall, 1).unref();
-  return cachedWall;
 }
