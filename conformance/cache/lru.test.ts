@@ -150,5 +150,59 @@ describe('cache lru and max', () => {
       expect(visited).to.deep.equal(['a', 'b']);
       expect(cache.size).to.equal(4);
     });
+
+    // Entries live in reused slots (runtime/cache/entry-table.ts): a slot freed and taken by a
+    // new entry during the walk must not be mistaken for the entry the walk listed.
+    it('an entry deleted in the loop and a new one taking its place: the new one is not visited', () => {
+      const { cache } = makeCache<number>();
+      cache.set('a', 1).set('b', 2).set('c', 3);
+      const visited: string[] = [];
+      for (const k of cache.keys()) {
+        visited.push(k);
+        if (k === 'a') {
+          cache.delete('b');
+          cache.set('b2', 9); // takes the slot 'b' left
+          cache.delete('c');
+          cache.set('c', 10); // the same key again, in a slot of its own or c's old one
+        }
+      }
+      expect(visited).to.deep.equal(['a']);
+      expect([...cache.entries()]).to.deep.equal([['a', 1], ['b2', 9], ['c', 10]]);
+    });
+
+    it('a clear in the loop ends the walk, also when new entries follow it', () => {
+      const { cache } = makeCache<number>({ max: 0 });
+      for (let i = 0; i < 100; i++) cache.set(`k${i}`, i);
+      const visited: string[] = [];
+      for (const k of cache.keys()) {
+        visited.push(k);
+        if (visited.length > 200) break;
+        cache.clear();
+        for (let i = 0; i < 50; i++) cache.set(`n${i}`, i);
+      }
+      expect(visited).to.deep.equal(['k0']);
+      expect(cache.size).to.equal(50);
+      expect(cache.get('n49')).to.equal(49);
+    });
+  });
+
+  it('grows past its first slots, reuses freed ones, and is whole again after a clear', () => {
+    const { cache } = makeCache<number>({ max: 0 });
+    const n = 5000;
+    for (let i = 0; i < n; i++) cache.set(`k${i}`, i);
+    for (let i = 0; i < n; i += 2) cache.delete(`k${i}`);
+    for (let i = 0; i < n / 2; i++) cache.set(`m${i}`, -i); // into the freed slots
+    expect(cache.size).to.equal(n);
+    for (let i = 1; i < n; i += 2) expect(cache.peek(`k${i}`)).to.equal(i);
+    for (let i = 0; i < n / 2; i++) expect(cache.peek(`m${i}`)).to.equal(-i);
+    const keys = [...cache.keys()];
+    expect(keys.slice(0, 3)).to.deep.equal(['k1', 'k3', 'k5']);
+    expect(keys.at(-1)).to.equal(`m${n / 2 - 1}`);
+    cache.clear();
+    expect(cache.size).to.equal(0);
+    expect([...cache.keys()]).to.deep.equal([]);
+    for (let i = 0; i < 40; i++) cache.set(`z${i}`, i);
+    expect([...cache.values()]).to.deep.equal(Array.from({ length: 40 }, (_, i) => i));
+    expect(cache.metadata('z39')?.size).to.equal(4); // 'z39' + the 1-byte encoding of 39
   });
 });

@@ -8,7 +8,10 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { decodeValue, encodeUtf8, encodeValue, MAX_VALUE_DEPTH, utf8Length } from '../../runtime/cache/value-codec';
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import {
+  decodeScalar, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalarEncoding, MAX_VALUE_DEPTH, NOT_SCALAR, scalarLength, utf8Length,
+} from '../../runtime/cache/value-codec';
 import { ErrorCode, MalformedPacketError } from '../../runtime/errors';
 import { errorCode } from '../error-code';
 
@@ -321,5 +324,63 @@ describe('cache/value-codec: the string fast paths', () => {
       expect(utf8Length(s)).to.equal(Buffer.byteLength(s, 'utf8'));
       expect(Buffer.from(encodeUtf8(s)).equals(Buffer.from(s, 'utf8'))).to.equal(true);
     }), { numRuns: 2000 });
+  });
+});
+
+// The scalar fast paths must be byte for byte what @msgpack/msgpack makes and reads with the
+// options the codec uses for them (useBigInt64): the library is the oracle here.
+describe('cache/value-codec: the scalar fast paths (null, booleans, numbers)', () => {
+  const library = new Encoder({ useBigInt64: true });
+  const libraryDecoder = new Decoder({ useBigInt64: true });
+  const edges = [0, -0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, -1, -32, -33, -128, -129, -32768, -32769,
+    -(2 ** 31), -(2 ** 31) - 1, 2 ** 53 - 1, 2 ** 53, -(2 ** 53) + 1, -(2 ** 53), 0.5, -0.5, Math.PI, 1e300, -1e-300,
+    Number.MIN_VALUE, Number.MAX_VALUE, Infinity, -Infinity, Number.NaN];
+  const scalars = fc.oneof(
+    fc.double(), fc.integer(), fc.integer({ min: -(2 ** 33), max: 2 ** 33 }), fc.maxSafeInteger(),
+    fc.integer({ min: -300, max: 300 }), fc.constantFrom<unknown>(null, true, false, ...edges),
+  ) as fc.Arbitrary<null | boolean | number>;
+
+  it('encode exactly as the library does, and scalarLength is the encoding\'s length (property + edges)', () => {
+    fc.assert(fc.property(scalars, (v) => {
+      const expected = library.encode(v);
+      expect(Buffer.from(encodeScalar(v)).toString('hex'), String(v)).to.equal(Buffer.from(expected).toString('hex'));
+      expect(Buffer.from(encodeValue(v).bytes).equals(Buffer.from(expected))).to.equal(true);
+      expect(scalarLength(v)).to.equal(expected.length);
+      expect(isScalarEncoding(v, expected)).to.equal(true);
+    }), { numRuns: 5000 });
+  });
+
+  it('isScalarEncoding refuses any other bytes for the same value (another encoder\'s float for an integer, say)', () => {
+    expect(isScalarEncoding(1, hex('cb 3ff0000000000000'))).to.equal(false); // 1 as a float 64
+    expect(isScalarEncoding(1, hex('cc 01'))).to.equal(false); // 1 as a uint 8
+    expect(isScalarEncoding(100, hex('d0 64'))).to.equal(false); // 100 as an int 8: same length, other token
+    expect(isScalarEncoding(Number.NaN, hex('cb 7ff8000000000001'))).to.equal(false); // another NaN
+    expect(isScalarEncoding(null, hex('c2'))).to.equal(false);
+  });
+
+  it('decode every whole scalar token as the library does; anything else is left to it (property)', () => {
+    const tokens = fc.oneof(
+      scalars.map((v) => library.encode(v)),
+      fc.tuple(fc.constantFrom(0xc0, 0xc2, 0xc3, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0x00, 0x7f, 0xe0, 0xff, 0x90, 0xa1),
+        fc.uint8Array({ maxLength: 10 })).map(([b, rest]) => new Uint8Array([b, ...rest])),
+      fc.uint8Array({ maxLength: 10 }),
+    );
+    let fast = 0;
+    fc.assert(fc.property(tokens, (bytes) => {
+      const v = decodeScalar(bytes);
+      if (v === NOT_SCALAR) return;
+      fast++;
+      const expected = libraryDecoder.decode(bytes);
+      expect(Object.is(v, expected) || (Number.isNaN(v) && Number.isNaN(expected)), Buffer.from(bytes).toString('hex')).to.equal(true);
+      expect(Object.is(decodeValue('msgpack', bytes), v) || Number.isNaN(v)).to.equal(true);
+    }), { numRuns: 5000 });
+    expect(fast).to.be.greaterThan(1000); // the fast path was taken, not just skipped
+  });
+
+  it('does not take the fast path for 64-bit integers (bigints), truncated tokens or trailing bytes', () => {
+    for (const h of ['cf 0000000000000001', 'd3 ffffffffffffffff', 'cd 01', 'cb 00', '01 02', 'c0 c0', 'ca 000000', '']) {
+      expect(decodeScalar(hex(h)), h).to.equal(NOT_SCALAR);
+    }
+    expect(decodeValue('msgpack', hex('cf 0000000000000001'))).to.equal(1n);
   });
 });

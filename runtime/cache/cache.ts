@@ -22,7 +22,9 @@
  *   (counted in `remoteIgnored`): applying it without adopting its time would let it outrank
  *   every later local write here while those writes win on the other members (divergence).
  *
- * Recency is a doubly linked list threaded through the entries (exact LRU, O(1) per touch).
+ * Entries are slots of an EntryTable (entry-table.ts): columns in typed arrays rather than an
+ * object per entry, so that what a write leaves for the garbage collector is its key and value.
+ * Recency is a doubly linked list threaded through the slots (exact LRU, O(1) per touch).
  * Expiry is lazy: reads check the entry; `size` and iteration first purge what is due, which
  * costs nothing until the earliest expiry instant has passed. Tombstones sit in a Map in
  * expiry order (re-inserted on every update), so purging them costs O(expired).
@@ -38,25 +40,40 @@
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
-import type { Message, MessageOf, SyncEntry, ValueCodec } from '../codec/packet';
+import { VALUE_CODECS, type BatchWrite, type Message, type MessageOf, type SyncEntry, type ValueCodec } from '../codec/packet';
 import type { SyncRecord, SyncTarget } from './anti-entropy';
 import { compareVersions, hlcPhysical, type HybridClock, type Version } from './hlc';
-import { checkString, decodeValue, encodeUtf8, encodeValue, utf8Length } from './value-codec';
+import { checkString, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalar, isScalarEncoding, scalarLength, utf8Length, type Scalar } from './value-codec';
 import { coarseNow } from './coarse-clock';
+import { EntryTable, NONE } from './entry-table';
 
 export type EvictionReason = 'ttl' | 'lru' | 'size';
 
 /**
- * A put whose value may still be the string given to `set`: the node encodes it to UTF-8 when
- * it sends it (a write coalesced away is never encoded). `codec` is then 'utf8'.
+ * A put whose value may still be what was given to `set`: a string (codec 'utf8') or a scalar
+ * (null, boolean, number; codec 'msgpack'). The node encodes it when it sends it
+ * (`encodeLazyValue`), so a write coalesced away is never encoded.
  */
-export type LazyPut = Omit<MessageOf<'put'>, 'value'> & { value: Uint8Array | string };
-/** What a cache publishes. */
-export type Mutation = LazyPut | MessageOf<'delete'> | MessageOf<'clear'>;
+export type LazyPut = Omit<MessageOf<'put'>, 'value'> & { value: Uint8Array | string | Scalar };
 
-/** The put with its value encoded (LazyPut's string value as UTF-8). */
+/**
+ * A put or delete as a cache publishes it: at once a `put` / `delete` message and a `batch`
+ * write (BatchWrite: `kind`, `ttl`, `codec`, `value` too), so the node sends it either way
+ * without making another object per write.
+ */
+export type PublishedPut = LazyPut & { kind: 'value' };
+export type PublishedDelete = MessageOf<'delete'> & { kind: 'tombstone'; ttl: 0; codec: 'none'; value: Uint8Array };
+
+/** The bytes of a LazyPut's value. */
+export function encodeLazyValue(v: Uint8Array | string | Scalar): Uint8Array {
+  return v instanceof Uint8Array ? v : typeof v === 'string' ? encodeUtf8(v) : encodeScalar(v);
+}
+/** What a cache publishes. */
+export type Mutation = PublishedPut | PublishedDelete | MessageOf<'clear'>;
+
+/** The put as a plain `put` message, its value encoded. */
 export function encodedPut(m: LazyPut): MessageOf<'put'> {
-  return typeof m.value === 'string' ? { ...m, value: encodeUtf8(m.value) } : m as MessageOf<'put'>;
+  return { op: 'put', cache: m.cache, key: m.key, hlc: m.hlc, ttl: m.ttl, codec: m.codec, value: encodeLazyValue(m.value) };
 }
 
 /** What the cache needs from the process's node (runtime/node.ts). */
@@ -147,31 +164,6 @@ export interface CacheMetrics {
   callbacks: number;
 }
 
-interface Entry<V> {
-  value: V;
-  /** Monotonic ms, or NEVER. */
-  expiresAt: number;
-  prev: Entry<V> | undefined;
-  next: Entry<V> | undefined;
-  /** Monotonic ms, or -1 when never read (or not tracked). */
-  lastLookupAt: number;
-  key: string;
-  codec: ValueCodec;
-  /**
-   * The encoded value: what is replicated and checksummed. Undefined, until something needs
-   * them (#bytesOf), for a string (encoding costs as much as the rest of a set) or a primitive:
-   * fewer objects for the garbage collector to copy, whose pauses make the p99 latency.
-   */
-  bytes: Uint8Array | undefined;
-  /** UTF-8 bytes of the key (the default size counts them). */
-  keyLen: number;
-  hlc: bigint;
-  origin: bigint;
-  size: number;
-  createdAt: number;
-  updatedAt: number;
-}
-
 interface Tombstone {
   hlc: bigint;
   origin: bigint;
@@ -188,6 +180,9 @@ const MAX_TTL = 0xffff_ffff;
  */
 const PUT_OVERHEAD = 20;
 const EMPTY = new Uint8Array(0);
+/** ValueCodec by its wire number (the table keeps numbers). */
+const CODEC_NAMES: ValueCodec[] = [];
+for (const [name, n] of Object.entries(VALUE_CODECS)) CODEC_NAMES[n] = name as ValueCodec;
 // ES2024's String.prototype.isWellFormed exists in Node 20; the project's lib is ES2022.
 const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
@@ -219,12 +214,11 @@ export class Cache<V = unknown> implements SyncTarget {
   readonly #clock: HybridClock;
   readonly #replicator: Replicator | undefined;
   readonly #nodeId: bigint;
-  readonly #map = new Map<string, Entry<V>>();
+  /** The entries (see entry-table.ts: columns, not objects, for the garbage collector's sake). */
+  readonly #t = new EntryTable<V>();
   /** In expiry order: every insertion goes to the end (delete, then set). */
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #events = new EventEmitter();
-  #head: Entry<V> | undefined; // least recently used
-  #tail: Entry<V> | undefined; // most recently used
   #calculatedSize = 0;
   #nextExpiry = NEVER;
   #cleared: Version = { hlc: 0n, node: 0n };
@@ -271,15 +265,16 @@ export class Cache<V = unknown> implements SyncTarget {
     if ((options as CacheOptions<V>).now !== undefined) throw new McCacheError(ErrorCode.INVALID_OPTION, 'now: cannot be changed after the cache was made');
     const sizeOf = this.#sizeOf;
     this.#applyOptions(options);
+    const t = this.#t;
     if (this.#sizeOf !== sizeOf) {
       this.#calculatedSize = 0;
-      for (let e = this.#head; e !== undefined; e = e.next) {
-        e.size = this.#sizeOf ? this.#sizeOf(e.value, e.key) : this.#bytesOf(e).length + e.keyLen;
-        this.#calculatedSize += e.size;
+      for (let s = t.head; s !== NONE; s = t.next[s]!) {
+        t.size[s] = this.#sizeOf ? this.#sizeOf(t.values[s] as V, t.keys[s]!) : this.#bytesOf(s).length + t.keyLen[s]!;
+        this.#calculatedSize += t.size[s]!;
       }
     }
-    while (this.#max > 0 && this.#map.size > this.#max && this.#head !== undefined) this.#evict(this.#head, 'lru');
-    while (this.#maxSize > 0 && this.#calculatedSize > this.#maxSize && this.#head !== undefined) this.#evict(this.#head, 'size');
+    while (this.#max > 0 && t.count > this.#max && t.head !== NONE) this.#evict(t.head, 'lru');
+    while (this.#maxSize > 0 && this.#calculatedSize > this.#maxSize && t.head !== NONE) this.#evict(t.head, 'size');
   }
 
   /** Validates every option, then assigns them all (nothing changes when one is invalid). */
@@ -309,44 +304,46 @@ export class Cache<V = unknown> implements SyncTarget {
 
   get size(): number {
     this.#purgeStale();
-    return this.#map.size;
+    return this.#t.count;
   }
 
   /** The value of `key`, or undefined; makes it the most recently used entry. */
   get(key: string): V | undefined {
-    const e = this.#map.get(key);
-    if (e === undefined) {
+    const t = this.#t;
+    const s = t.index.get(key);
+    if (s === undefined) {
       this.#misses++;
       return undefined;
     }
     // The hot path: no clock read for an entry without TTL unless lookups are tracked.
-    if (e.expiresAt !== NEVER || this.#trackLookups) {
+    const expiresAt = t.expiresAt[s]!;
+    if (expiresAt !== NEVER || this.#trackLookups) {
       const now = this.#now();
-      if (e.expiresAt <= now) {
-        this.#evict(e, 'ttl');
+      if (expiresAt <= now) {
+        this.#evict(s, 'ttl');
         this.#misses++;
         return undefined;
       }
-      if (this.#trackLookups) e.lastLookupAt = now;
+      if (this.#trackLookups) t.lastLookupAt[s] = now;
     }
     this.#hits++;
-    if (e !== this.#tail) this.#moveToTail(e);
-    return e.value;
+    if (s !== t.tail) t.moveToTail(s);
+    return t.values[s] as V;
   }
 
   /** Like get, without touching recency, lookup time or the hit/miss counts. */
   peek(key: string): V | undefined {
-    const e = this.#map.get(key);
-    if (e === undefined || (e.expiresAt !== NEVER && e.expiresAt <= this.#now())) return undefined;
-    return e.value;
+    const s = this.#liveSlot(key);
+    return s === undefined ? undefined : this.#t.values[s] as V;
   }
 
   /** Whether `key` holds a live value; does not touch recency. */
   has(key: string): boolean {
-    const e = this.#map.get(key);
-    if (e === undefined) return false;
-    if (e.expiresAt !== NEVER && e.expiresAt <= this.#now()) {
-      this.#evict(e, 'ttl');
+    const s = this.#t.index.get(key);
+    if (s === undefined) return false;
+    const expiresAt = this.#t.expiresAt[s]!;
+    if (expiresAt !== NEVER && expiresAt <= this.#now()) {
+      this.#evict(s, 'ttl');
       return false;
     }
     return true;
@@ -361,7 +358,7 @@ export class Cache<V = unknown> implements SyncTarget {
   set(key: string, value: V, options?: { ttl?: number }): this {
     this.#assertOpen();
     // A key held already passed checkKey when it was stored (the common case: an update).
-    const held = typeof key === 'string' ? this.#map.get(key) : undefined;
+    const held = typeof key === 'string' ? this.#t.index.get(key) : undefined;
     if (held === undefined) checkKey(key);
     if (value === undefined) {
       this.delete(key);
@@ -369,8 +366,9 @@ export class Cache<V = unknown> implements SyncTarget {
     }
     const perCall = options?.ttl === undefined ? 0 : intOpt('ttl', options.ttl, 0, MAX_TTL);
     const ttl = perCall > 0 ? perCall : this.#ttl;
-    // Strings, the usual value, are checked now and encoded only when their bytes are needed
-    // (sending, checksums, digests); anything else is encoded now, which also validates it.
+    // Strings, the usual value, and scalars are checked now and encoded only when their bytes
+    // are needed (sending, checksums, digests); anything else is encoded now, which also
+    // validates it.
     let codec: ValueCodec;
     let bytes: Uint8Array | undefined;
     let valueLen: number;
@@ -378,11 +376,14 @@ export class Cache<V = unknown> implements SyncTarget {
       checkString(value);
       codec = 'utf8';
       valueLen = utf8Length(value);
+    } else if (isScalar(value)) {
+      codec = 'msgpack';
+      valueLen = scalarLength(value);
     } else {
       ({ codec, bytes } = encodeValue(value));
       valueLen = bytes.length;
     }
-    const keyLen = held !== undefined ? held.keyLen : Buffer.byteLength(key, 'utf8');
+    const keyLen = held !== undefined ? this.#t.keyLen[held]! : Buffer.byteLength(key, 'utf8');
     if (this.#replicator) {
       const body = PUT_OVERHEAD + this.#nameBytes + keyLen + valueLen;
       const limit = this.#replicator.maxMessageSize;
@@ -397,9 +398,9 @@ export class Cache<V = unknown> implements SyncTarget {
     // The entry keeps the bytes of a mutable value (an object's, which the application may
     // change after set); a primitive's (number, boolean, bigint, null) come back exactly by
     // encoding it again, so it keeps none: one object fewer per entry for the collector.
-    this.#store(key, value, codec, typeof value === 'object' && value !== null ? bytes : undefined, keyLen, hlc, this.#nodeId, ttl, size);
+    this.#store(key, value, codec, typeof value === 'object' && value !== null ? bytes : undefined, keyLen, hlc, this.#origin(), ttl, size);
     this.#m.sets++;
-    this.#replicator?.publish({ op: 'put', cache: this.name, key, hlc, ttl, codec, value: bytes ?? value as string });
+    this.#replicator?.publish({ op: 'put', kind: 'value', cache: this.name, key, hlc, ttl, codec, value: bytes ?? value as string | Scalar });
     return this;
   }
 
@@ -408,13 +409,13 @@ export class Cache<V = unknown> implements SyncTarget {
     this.#assertOpen();
     checkKey(key);
     const now = this.#now();
-    const e = this.#map.get(key);
-    const present = e !== undefined && e.expiresAt > now;
-    if (e) this.#unlink(e);
+    const s = this.#t.index.get(key);
+    const present = s !== undefined && this.#t.expiresAt[s]! > now;
+    if (s !== undefined) this.#remove(s);
     const hlc = this.#clock.now();
-    this.#putTombstone(key, { hlc, origin: this.#nodeId, expiresAt: now + this.#tombstoneTtl }, now);
+    this.#putTombstone(key, { hlc, origin: this.#origin(), expiresAt: now + this.#tombstoneTtl }, now);
     this.#m.deletes++;
-    this.#replicator?.publish({ op: 'delete', cache: this.name, key, hlc });
+    this.#replicator?.publish({ op: 'delete', kind: 'tombstone', cache: this.name, key, hlc, ttl: 0, codec: 'none', value: EMPTY });
     return present;
   }
 
@@ -422,25 +423,25 @@ export class Cache<V = unknown> implements SyncTarget {
   clear(): void {
     this.#assertOpen();
     const hlc = this.#clock.now();
-    this.#clearOlderThan({ hlc, node: this.#nodeId });
+    this.#clearOlderThan({ hlc, node: this.#origin() });
     this.#m.clears++;
     this.#replicator?.publish({ op: 'clear', cache: this.name, hlc });
   }
 
   *keys(): IterableIterator<string> {
-    for (const e of this.#live()) yield e.key;
+    for (const s of this.#live()) yield this.#t.keys[s]!;
   }
   *values(): IterableIterator<V> {
-    for (const e of this.#live()) yield e.value;
+    for (const s of this.#live()) yield this.#t.values[s] as V;
   }
   *entries(): IterableIterator<[string, V]> {
-    for (const e of this.#live()) yield [e.key, e.value];
+    for (const s of this.#live()) yield [this.#t.keys[s]!, this.#t.values[s] as V];
   }
   [Symbol.iterator](): IterableIterator<[string, V]> {
     return this.entries();
   }
   forEach(fn: (value: V, key: string, cache: this) => void, thisArg?: unknown): void {
-    for (const e of this.#live()) fn.call(thisArg, e.value, e.key, this);
+    for (const s of this.#live()) fn.call(thisArg, this.#t.values[s] as V, this.#t.keys[s]!, this);
   }
   get [Symbol.toStringTag](): string {
     return 'McCache';
@@ -449,19 +450,24 @@ export class Cache<V = unknown> implements SyncTarget {
   // --- McCache extras ---------------------------------------------------------------------------
 
   metadata(key: string): EntryMetadata | undefined {
-    const e = this.#map.get(key);
-    if (e === undefined || (e.expiresAt !== NEVER && e.expiresAt <= this.#now())) return undefined;
+    const s = this.#liveSlot(key);
+    if (s === undefined) return undefined;
+    const t = this.#t;
+    const hlc = t.hlc[s]!;
+    const origin = t.origin[s]!;
+    const lastLookupAt = t.lastLookupAt[s]!;
+    const expiresAt = t.expiresAt[s]!;
     return {
-      version: { hlc: e.hlc, node: e.origin }, origin: e.origin, writtenAt: hlcPhysical(e.hlc),
-      createdAt: e.createdAt, updatedAt: e.updatedAt, lastLookupAt: e.lastLookupAt < 0 ? undefined : e.lastLookupAt,
-      expiresAt: e.expiresAt === NEVER ? undefined : e.expiresAt, size: e.size, codec: e.codec,
-      checksum: sha256(this.#bytesOf(e)),
+      version: { hlc, node: origin }, origin, writtenAt: hlcPhysical(hlc),
+      createdAt: t.createdAt[s]!, updatedAt: t.updatedAt[s]!, lastLookupAt: lastLookupAt < 0 ? undefined : lastLookupAt,
+      expiresAt: expiresAt === NEVER ? undefined : expiresAt, size: t.size[s]!, codec: CODEC_NAMES[t.codec[s]!]!,
+      checksum: sha256(this.#bytesOf(s)),
     };
   }
 
   metrics(): CacheMetrics {
     this.#purgeStale();
-    return { name: this.name, size: this.#map.size, calculatedSize: this.#calculatedSize, tombstones: this.#tombstones.size,
+    return { name: this.name, size: this.#t.count, calculatedSize: this.#calculatedSize, tombstones: this.#tombstones.size,
       hits: this.#hits, misses: this.#misses, ...this.#m, evictions: { ...this.#m.evictions } };
   }
 
@@ -473,10 +479,11 @@ export class Cache<V = unknown> implements SyncTarget {
    * holding the same entries, whatever order they were written in.
    */
   checksum(): string {
-    const rows = [...this.#live()].map((e) => ({ e, k: Buffer.from(e.key, 'utf8') }));
+    const t = this.#t;
+    const rows = [...this.#live()].map((s) => ({ s, k: Buffer.from(t.keys[s]!, 'utf8') }));
     rows.sort((a, b) => Buffer.compare(a.k, b.k));
     const h = createHash('sha256');
-    for (const { e, k } of rows) h.update(`${k.length}:${e.key}\t${e.hlc}\t${e.origin}\t${sha256(this.#bytesOf(e))}\n`, 'utf8');
+    for (const { s, k } of rows) h.update(`${k.length}:${t.keys[s]}\t${t.hlc[s]}\t${t.origin[s]}\t${sha256(this.#bytesOf(s))}\n`, 'utf8');
     return h.digest('hex');
   }
 
@@ -507,11 +514,10 @@ export class Cache<V = unknown> implements SyncTarget {
           this.#m.remoteIgnored++;
           return;
         }
-        const v: Version = { hlc: message.hlc, node: from };
         // A put's ttl 0 means the receiving cache's default (spec/mccache_message.ksy `put.ttl`).
-        if (message.op === 'put') this.#applyPut(message.key, v, message.codec, message.value, message.ttl > 0 ? message.ttl : this.#ttl);
-        else if (message.op === 'delete') this.#applyDelete(message.key, v);
-        else this.#applyClear(v);
+        if (message.op === 'put') this.#applyPut(message.key, message.hlc, from, message.codec, message.value, message.ttl > 0 ? message.ttl : this.#ttl);
+        else if (message.op === 'delete') this.#applyDelete(message.key, message.hlc, from);
+        else this.#applyClear({ hlc: message.hlc, node: from });
         break;
       }
       default:
@@ -519,10 +525,44 @@ export class Cache<V = unknown> implements SyncTarget {
     }
   }
 
+  /**
+   * Applies one write of a replicated `batch` from node `from`, as `applyRemote` applies the
+   * put or delete it stands for (without making that message: this runs per remote write).
+   */
+  applyRemoteWrite(w: BatchWrite, from: bigint): void {
+    if (this.#closed) return;
+    if (!this.#clock.observe(w.hlc)) {
+      this.#m.remoteIgnored++;
+      return;
+    }
+    if (w.kind === 'value') this.#applyPut(w.key, w.hlc, from, w.codec, w.value, w.ttl > 0 ? w.ttl : this.#ttl);
+    else this.#applyDelete(w.key, w.hlc, from);
+  }
+
+  /**
+   * Our node renewed its id (runtime/node.ts) while our write of `key` (undefined: our clear)
+   * stamped (hlc, from) was still unsent: it goes out under the new id `to`, which is the
+   * origin peers will record, so it becomes ours too. Anything else (a newer write, a remote
+   * one) is left alone.
+   */
+  restamp(key: string | undefined, hlc: bigint, from: bigint, to: bigint): void {
+    if (key === undefined) {
+      if (this.#cleared.hlc === hlc && this.#cleared.node === from) this.#cleared = { hlc, node: to };
+      return;
+    }
+    const s = this.#t.index.get(key);
+    if (s !== undefined) {
+      if (this.#t.hlc[s] === hlc && this.#t.origin[s] === from) this.#t.origin[s] = to;
+      return;
+    }
+    const t = this.#tombstones.get(key);
+    if (t !== undefined && t.hlc === hlc && t.origin === from) t.origin = to;
+  }
+
   /** The newest version this cache knows for `key` (entry or tombstone), for anti-entropy. */
   versionOf(key: string): Version | undefined {
-    const e = this.#map.get(key);
-    if (e) return { hlc: e.hlc, node: e.origin };
+    const s = this.#t.index.get(key);
+    if (s !== undefined) return { hlc: this.#t.hlc[s]!, node: this.#t.origin[s]! };
     const t = this.#tombstones.get(key);
     return t ? { hlc: t.hlc, node: t.origin } : undefined;
   }
@@ -550,9 +590,11 @@ export class Cache<V = unknown> implements SyncTarget {
    */
   *syncRecords(): IterableIterator<SyncRecord> {
     const now = this.#now();
-    for (const e of this.#live()) {
-      const ttl = e.expiresAt === NEVER ? 0 : Math.min(MAX_TTL, Math.max(1, Math.ceil(e.expiresAt - now)));
-      yield { key: e.key, hlc: e.hlc, origin: e.origin, kind: 'value', ttl, codec: e.codec, value: this.#bytesOf(e) };
+    const t = this.#t;
+    for (const s of this.#live()) {
+      const expiresAt = t.expiresAt[s]!;
+      const ttl = expiresAt === NEVER ? 0 : Math.min(MAX_TTL, Math.max(1, Math.ceil(expiresAt - now)));
+      yield { key: t.keys[s]!, hlc: t.hlc[s]!, origin: t.origin[s]!, kind: 'value', ttl, codec: CODEC_NAMES[t.codec[s]!]!, value: this.#bytesOf(s) };
     }
     for (const [key, t] of [...this.#tombstones]) {
       if (t.expiresAt > now && this.#tombstones.get(key) === t) {
@@ -571,9 +613,8 @@ export class Cache<V = unknown> implements SyncTarget {
       if (!this.#closed) this.#m.remoteIgnored++;
       return false;
     }
-    const v: Version = { hlc: entry.hlc, node: entry.originId };
-    if (entry.kind === 'tombstone') return this.#applyDelete(entry.key, v);
-    return this.#applyPut(entry.key, v, entry.codec, entry.value, entry.ttl);
+    if (entry.kind === 'tombstone') return this.#applyDelete(entry.key, entry.hlc, entry.originId);
+    return this.#applyPut(entry.key, entry.hlc, entry.originId, entry.codec, entry.value, entry.ttl);
   }
 
   /** Applies a clear learnt from a peer's digest, by version. */
@@ -592,42 +633,39 @@ export class Cache<V = unknown> implements SyncTarget {
    * Whether `v` is newer than what we hold for `key` (undefined: for the whole cache, a clear).
    * An older version is a conflict, counted here; the very version we hold is a no-op.
    */
-  #isNewer(key: string | undefined, v: Version): boolean {
-    const fresh = this.#freshness(key, v);
+  #isNewer(key: string | undefined, hlc: bigint, node: bigint): boolean {
+    const fresh = this.#freshness(key, hlc, node);
     if (fresh < 0) this.#m.conflicts++;
     return fresh > 0;
   }
 
-  /** -1: `v` is older than what we hold (a conflict); 0: it is what we hold; 1: it is newer. */
-  #freshness(key: string | undefined, v: Version): -1 | 0 | 1 {
-    const c = compareVersions(v, this.#cleared);
+  /**
+   * -1: version (hlc, node) is older than what we hold (a conflict); 0: it is what we hold;
+   * 1: it is newer. (Two bigints rather than a Version: no object per remote write.)
+   */
+  #freshness(key: string | undefined, hlc: bigint, node: bigint): -1 | 0 | 1 {
+    const c = compare(hlc, node, this.#cleared.hlc, this.#cleared.node);
     if (c < 0) return -1;
     if (c === 0) return 0; // the clear itself, replayed: everything it covers is gone already
     if (key === undefined) return 1;
-    // What versionOf returns, without allocating a Version per remote write.
-    let hlc: bigint;
-    let node: bigint;
-    const e = this.#map.get(key);
-    if (e) {
-      hlc = e.hlc;
-      node = e.origin;
-    } else {
-      const t = this.#tombstones.get(key);
-      if (t === undefined) return 1;
-      hlc = t.hlc;
-      node = t.origin;
+    const s = this.#t.index.get(key);
+    if (s !== undefined) {
+      // The origin is read only on a tie (each read of a BigUint64Array makes a bigint).
+      const held = this.#t.hlc[s]!;
+      if (hlc !== held) return hlc < held ? -1 : 1;
+      return compare(hlc, node, held, this.#t.origin[s]!);
     }
-    if (v.hlc !== hlc) return v.hlc < hlc ? -1 : 1;
-    if (v.node !== node) return v.node < node ? -1 : 1;
-    return 0;
+    const t = this.#tombstones.get(key);
+    return t === undefined ? 1 : compare(hlc, node, t.hlc, t.origin);
   }
 
   /** `ttl`: ms, 0 = never expires. Returns whether the put was applied. */
-  #applyPut(key: string, v: Version, codec: ValueCodec, bytes: Uint8Array, ttl: number): boolean {
-    if (!this.#isNewer(key, v)) return false;
+  #applyPut(key: string, hlc: bigint, node: bigint, codec: ValueCodec, bytes: Uint8Array, ttl: number): boolean {
+    if (!this.#isNewer(key, hlc, node)) return false;
     const now = this.#now();
-    const e = this.#map.get(key);
-    const live = e !== undefined && e.expiresAt > now;
+    const t = this.#t;
+    const s = t.index.get(key);
+    const live = s !== undefined && t.expiresAt[s]! > now;
     if (this.#mode === 0 && !live) {
       this.#m.remoteIgnored++;
       return false;
@@ -637,53 +675,55 @@ export class Cache<V = unknown> implements SyncTarget {
     let keyLen: number;
     try {
       value = decodeValue(codec, bytes) as V;
-      keyLen = e !== undefined ? e.keyLen : Buffer.byteLength(key, 'utf8');
+      keyLen = s !== undefined ? t.keyLen[s]! : Buffer.byteLength(key, 'utf8');
       size = this.#sizeFor(value, key, bytes.length, keyLen);
     } catch {
       // Undecodable, or too large for maxSize here (or the user's sizeCalculation failed): the
       // value we hold is outdated all the same, so it goes rather than be served as current.
-      if (e) this.#evict(e, 'size');
+      // (The user's sizeCalculation may have changed the cache: the slot is looked up again.)
+      const held = t.index.get(key);
+      if (held !== undefined) this.#evict(held, 'size');
       this.#m.remoteIgnored++;
-      return e !== undefined;
+      return held !== undefined;
     }
-    const lastLookupAt = e?.lastLookupAt ?? -1;
+    const lastLookupAt = s !== undefined ? t.lastLookupAt[s]! : -1;
     // A UTF-8 value is kept as its string only: its bytes come back exactly by encoding it again
     // (#bytesOf), and one object fewer per remote write to keep is one fewer for every
     // young-generation collection to copy (those pauses make the receivers' p99 latency).
-    this.#store(key, value, codec, this.#keptBytes(codec, value, bytes), keyLen, v.hlc, v.node, ttl, size);
+    this.#store(key, value, codec, this.#keptBytes(codec, value, bytes), keyLen, hlc, node, ttl, size);
     this.#m.remoteApplies++;
-    if (this.#events.listenerCount('remote-set') > 0) this.#events.emit('remote-set', { cache: this.name, key, version: v });
-    this.#maybeCallback(key, 'set', value, v, lastLookupAt);
+    if (this.#events.listenerCount('remote-set') > 0) this.#events.emit('remote-set', { cache: this.name, key, version: { hlc, node } });
+    this.#maybeCallback(key, 'set', value, hlc, node, lastLookupAt);
     return true;
   }
 
   /** Returns whether the delete was applied (a tombstone is recorded even for an absent key). */
-  #applyDelete(key: string, v: Version): boolean {
-    if (!this.#isNewer(key, v)) return false;
+  #applyDelete(key: string, hlc: bigint, node: bigint): boolean {
+    if (!this.#isNewer(key, hlc, node)) return false;
     const now = this.#now();
-    const e = this.#map.get(key);
-    const lastLookupAt = e?.lastLookupAt ?? -1;
-    if (e) this.#unlink(e);
-    this.#putTombstone(key, { hlc: v.hlc, origin: v.node, expiresAt: now + this.#tombstoneTtl }, now);
+    const s = this.#t.index.get(key);
+    const lastLookupAt = s !== undefined ? this.#t.lastLookupAt[s]! : -1;
+    if (s !== undefined) this.#remove(s);
+    this.#putTombstone(key, { hlc, origin: node, expiresAt: now + this.#tombstoneTtl }, now);
     this.#m.remoteApplies++;
-    if (this.#events.listenerCount('remote-delete') > 0) this.#events.emit('remote-delete', { cache: this.name, key, version: v });
-    if (e) this.#maybeCallback(key, 'delete', undefined, v, lastLookupAt);
+    if (this.#events.listenerCount('remote-delete') > 0) this.#events.emit('remote-delete', { cache: this.name, key, version: { hlc, node } });
+    if (s !== undefined) this.#maybeCallback(key, 'delete', undefined, hlc, node, lastLookupAt);
     return true;
   }
 
   #applyClear(v: Version): void {
-    if (!this.#isNewer(undefined, v)) return;
+    if (!this.#isNewer(undefined, v.hlc, v.node)) return;
     this.#clearOlderThan(v);
     this.#m.remoteApplies++;
     this.#events.emit('remote-clear', { cache: this.name, version: v });
   }
 
-  #maybeCallback(key: string, op: 'set' | 'delete', value: V | undefined, version: Version, lastLookupAt: number): void {
+  #maybeCallback(key: string, op: 'set' | 'delete', value: V | undefined, hlc: bigint, node: bigint, lastLookupAt: number): void {
     if (!this.#callback || !this.#trackLookups || lastLookupAt < 0) return;
     if (this.#now() - lastLookupAt > this.#callbackWindow) return;
     this.#m.callbacks++;
     try {
-      this.#callback({ cache: this.name, key, op, value, version, lastLookupAt });
+      this.#callback({ cache: this.name, key, op, value, version: { hlc, node }, lastLookupAt });
     } catch {
       // A throwing user callback must not break replication.
     }
@@ -693,8 +733,10 @@ export class Cache<V = unknown> implements SyncTarget {
    * The entry's encoded value. An entry without bytes holds a string or a primitive whose
    * encoding is its bytes exactly (see #keptBytes): encoded again on first need.
    */
-  #bytesOf(e: Entry<V>): Uint8Array {
-    return e.bytes ??= e.codec === 'utf8' ? encodeUtf8(e.value as string) : encodeValue(e.value).bytes;
+  #bytesOf(s: number): Uint8Array {
+    const t = this.#t;
+    const v = t.values[s];
+    return t.bytes[s] ??= t.codec[s] === VALUE_CODECS.utf8 ? encodeUtf8(v as string) : isScalar(v) ? encodeScalar(v) : encodeValue(v).bytes;
   }
 
   /**
@@ -705,9 +747,10 @@ export class Cache<V = unknown> implements SyncTarget {
    */
   #keptBytes(codec: ValueCodec, value: V, bytes: Uint8Array): Uint8Array | undefined {
     if (codec === 'utf8') return undefined;
-    if (codec === 'msgpack' && (value === null || typeof value !== 'object') && bytes.length <= 16) {
+    if (codec === 'msgpack' && isScalar(value) && isScalarEncoding(value, bytes)) return undefined;
+    if (codec === 'msgpack' && typeof value === 'bigint' && bytes.length === 9) {
       const again = encodeValue(value).bytes;
-      if (again.length === bytes.length && again.every((b, i) => b === bytes[i])) return undefined;
+      if (again.every((b, i) => b === bytes[i])) return undefined;
     }
     return bytes.slice();
   }
@@ -715,41 +758,42 @@ export class Cache<V = unknown> implements SyncTarget {
   #store(key: string, value: V, codec: ValueCodec, bytes: Uint8Array | undefined, keyLen: number, hlc: bigint, origin: bigint, ttl: number, size: number): void {
     const now = this.#now();
     const expiresAt = ttl > 0 ? now + ttl : NEVER;
-    let e = this.#map.get(key);
-    if (e) {
-      this.#calculatedSize += size - e.size;
-      if (e.expiresAt <= now) {
+    const t = this.#t;
+    let s = t.index.get(key);
+    if (s !== undefined) {
+      this.#calculatedSize += size - t.size[s]!;
+      if (t.expiresAt[s]! <= now) {
         // An expired entry is replaced, not updated: it was gone already.
-        e.createdAt = now;
-        e.lastLookupAt = -1;
+        t.createdAt[s] = now;
+        t.lastLookupAt[s] = -1;
       }
-      e.value = value;
-      e.codec = codec;
-      e.bytes = bytes;
-      e.hlc = hlc;
-      e.origin = origin;
-      e.size = size;
-      e.expiresAt = expiresAt;
-      e.updatedAt = now;
-      if (e !== this.#tail) this.#moveToTail(e);
+      t.moveToTail(s);
     } else {
-      // The fields get touches come first: they share the object's first cache line.
-      e = { value, expiresAt, prev: undefined, next: undefined, lastLookupAt: -1, key, codec, bytes, keyLen, hlc, origin, size, createdAt: now, updatedAt: now };
-      this.#map.set(key, e);
+      s = t.add(key);
+      t.keyLen[s] = keyLen;
+      t.createdAt[s] = now;
+      t.lastLookupAt[s] = -1;
       this.#calculatedSize += size;
-      this.#linkTail(e);
     }
-    this.#tombstones.delete(key);
+    t.values[s] = value;
+    t.bytes[s] = bytes;
+    t.codec[s] = VALUE_CODECS[codec];
+    t.hlc[s] = hlc;
+    t.origin[s] = origin;
+    t.size[s] = size;
+    t.expiresAt[s] = expiresAt;
+    t.updatedAt[s] = now;
+    if (this.#tombstones.size > 0) this.#tombstones.delete(key);
     if (expiresAt < this.#nextExpiry) this.#nextExpiry = expiresAt;
     // Capacity eviction: expired entries first (a live entry is never evicted while an expired
     // one holds a place), then least recently used first; the entry just written goes last and
     // is never evicted for its own sake (#sizeFor refused a size above maxSize already).
-    if (((this.#max > 0 && this.#map.size > this.#max) || (this.#maxSize > 0 && this.#calculatedSize > this.#maxSize))
+    if (((this.#max > 0 && t.count > this.#max) || (this.#maxSize > 0 && this.#calculatedSize > this.#maxSize))
       && now >= this.#nextExpiry) {
       this.#purgeExpired(now);
     }
-    while (this.#max > 0 && this.#map.size > this.#max && this.#head !== undefined && this.#head !== e) this.#evict(this.#head, 'lru');
-    while (this.#maxSize > 0 && this.#calculatedSize > this.#maxSize && this.#head !== undefined && this.#head !== e) this.#evict(this.#head, 'size');
+    while (this.#max > 0 && t.count > this.#max && t.head !== NONE && t.head !== s) this.#evict(t.head, 'lru');
+    while (this.#maxSize > 0 && this.#calculatedSize > this.#maxSize && t.head !== NONE && t.head !== s) this.#evict(t.head, 'size');
   }
 
   /** The entry's size for maxSize; throws VALUE_TOO_LARGE when it alone exceeds maxSize. */
@@ -771,12 +815,14 @@ export class Cache<V = unknown> implements SyncTarget {
 
   #clearOlderThan(v: Version): void {
     this.#cleared = v;
-    for (let e = this.#head; e !== undefined;) {
-      const next = e.next;
-      if (compareVersions({ hlc: e.hlc, node: e.origin }, v) < 0) this.#unlink(e);
-      e = next;
+    const t = this.#t;
+    for (let s = t.head; s !== NONE;) {
+      const next = t.next[s]!;
+      if (compareVersions({ hlc: t.hlc[s]!, node: t.origin[s]! }, v) < 0) this.#remove(s);
+      s = next;
     }
-    for (const [k, t] of this.#tombstones) if (compareVersions({ hlc: t.hlc, node: t.origin }, v) < 0) this.#tombstones.delete(k);
+    t.reset();
+    for (const [k, ts] of this.#tombstones) if (compareVersions({ hlc: ts.hlc, node: ts.origin }, v) < 0) this.#tombstones.delete(k);
   }
 
   #putTombstone(key: string, t: Tombstone, now: number): void {
@@ -793,10 +839,11 @@ export class Cache<V = unknown> implements SyncTarget {
     }
   }
 
-  #evict(e: Entry<V>, reason: EvictionReason): void {
-    this.#unlink(e);
+  #evict(s: number, reason: EvictionReason): void {
+    const key = this.#t.keys[s]!;
+    this.#remove(s);
     this.#m.evictions[reason]++;
-    if (this.#events.listenerCount('evict') > 0) this.#events.emit('evict', { cache: this.name, key: e.key, reason });
+    if (this.#events.listenerCount('evict') > 0) this.#events.emit('evict', { cache: this.name, key, reason });
   }
 
   #purgeStale(): void {
@@ -807,60 +854,73 @@ export class Cache<V = unknown> implements SyncTarget {
 
   /** Evicts every expired entry (reason 'ttl'); O(entries), so only when one is due. */
   #purgeExpired(now: number): void {
+    const t = this.#t;
     let next = NEVER;
-    for (let e = this.#head; e !== undefined;) {
-      const after = e.next;
-      if (e.expiresAt <= now) this.#evict(e, 'ttl');
-      else if (e.expiresAt < next) next = e.expiresAt;
-      e = after;
+    for (let s = t.head; s !== NONE;) {
+      const after = t.next[s]!;
+      const expiresAt = t.expiresAt[s]!;
+      if (expiresAt <= now) this.#evict(s, 'ttl');
+      else if (expiresAt < next) next = expiresAt;
+      s = after;
     }
     this.#nextExpiry = next;
   }
 
-  /** The live entries, least recently used first, from a snapshot (see the class doc). */
-  *#live(): IterableIterator<Entry<V>> {
+  /**
+   * The live entries' slots, least recently used first, from a snapshot (see the class doc): a
+   * slot is yielded only if it still holds the entry it held when the walk began.
+   */
+  *#live(): IterableIterator<number> {
     this.#purgeStale();
-    const snapshot: Entry<V>[] = [];
-    for (let e = this.#head; e !== undefined; e = e.next) snapshot.push(e);
-    for (const e of snapshot) {
-      if (this.#map.get(e.key) !== e) continue; // deleted or evicted meanwhile
-      if (e.expiresAt !== NEVER && e.expiresAt <= this.#now()) continue;
-      yield e;
+    const t = this.#t;
+    const slots = new Int32Array(t.count);
+    const gens = new Uint32Array(t.count);
+    let n = 0;
+    for (let s = t.head; s !== NONE; s = t.next[s]!) {
+      slots[n] = s;
+      gens[n++] = t.gen[s]!;
+    }
+    const epoch = t.epoch;
+    for (let i = 0; i < n; i++) {
+      // The loop's body may have emptied the table (a clear): nothing listed is left then.
+      if (t.epoch !== epoch) return;
+      const s = slots[i]!;
+      // Read the columns afresh each time: the loop's body may have grown them.
+      if (this.#t.gen[s] !== gens[i] || this.#t.keys[s] === undefined) continue; // deleted or evicted meanwhile
+      const expiresAt = this.#t.expiresAt[s]!;
+      if (expiresAt !== NEVER && expiresAt <= this.#now()) continue;
+      yield s;
     }
   }
 
-  #unlink(e: Entry<V>): void {
-    if (this.#map.get(e.key) !== e) return;
-    this.#map.delete(e.key);
-    this.#calculatedSize -= e.size;
-    if (e.prev) e.prev.next = e.next;
-    else this.#head = e.next;
-    if (e.next) e.next.prev = e.prev;
-    else this.#tail = e.prev;
-    e.prev = e.next = undefined;
+  /** The slot of `key` when it holds an entry that has not expired (nothing is evicted). */
+  #liveSlot(key: string): number | undefined {
+    const s = this.#t.index.get(key);
+    if (s === undefined) return undefined;
+    const expiresAt = this.#t.expiresAt[s]!;
+    return expiresAt !== NEVER && expiresAt <= this.#now() ? undefined : s;
   }
 
-  #linkTail(e: Entry<V>): void {
-    e.prev = this.#tail;
-    e.next = undefined;
-    if (this.#tail) this.#tail.next = e;
-    else this.#head = e;
-    this.#tail = e;
+  #remove(s: number): void {
+    this.#calculatedSize -= this.#t.size[s]!;
+    this.#t.remove(s);
   }
 
-  #moveToTail(e: Entry<V>): void {
-    if (e.prev) e.prev.next = e.next;
-    else this.#head = e.next;
-    if (e.next) e.next.prev = e.prev;
-    e.prev = this.#tail;
-    e.next = undefined;
-    this.#tail!.next = e;
-    this.#tail = e;
+  /** Origin of our own writes: the node's current id (it is renewed, see the node). */
+  #origin(): bigint {
+    return this.#replicator !== undefined ? this.#replicator.nodeId : this.#nodeId;
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new McCacheError(ErrorCode.CLOSED, `cache ${JSON.stringify(this.name)} is closed (after shutdown())`);
   }
+}
+
+/** compareVersions of (hlc1, node1) and (hlc2, node2). */
+function compare(hlc1: bigint, node1: bigint, hlc2: bigint, node2: bigint): -1 | 0 | 1 {
+  if (hlc1 !== hlc2) return hlc1 < hlc2 ? -1 : 1;
+  if (node1 !== node2) return node1 < node2 ? -1 : 1;
+  return 0;
 }
 
 function sha256(bytes: Uint8Array): string {

@@ -156,6 +156,120 @@ export function utf8Length(s: string): number {
   return bytes;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Scalars: null, booleans and numbers, without the MessagePack library
+
+/**
+ * null, a boolean or a number: a value whose MessagePack encoding is one small token, written
+ * and read here directly. The library's encode makes a buffer, a copy and a wrapper per call,
+ * and its decode a few hundred bytes of garbage per value (sampled in a receiving process: about
+ * a third of everything it allocated per replicated number; and garbage is what makes the
+ * collector pause). The tokens are exactly the library's (checked against it by
+ * conformance/cache/value-codec.test.ts): the smallest integer format for a safe integer below
+ * 2^32 in magnitude (so -0 is 0), float 64 for every other number (useBigInt64 leaves 64-bit
+ * integer formats to bigints).
+ */
+export type Scalar = null | boolean | number;
+
+export function isScalar(v: unknown): v is Scalar {
+  return v === null || typeof v === 'number' || typeof v === 'boolean';
+}
+
+/** Length of the MessagePack encoding of `v` (encodeValue(v).bytes.length), computed. */
+export function scalarLength(v: Scalar): number {
+  if (typeof v !== 'number') return 1;
+  if (!Number.isSafeInteger(v)) return 9;
+  if (v >= 0) return v < 0x80 ? 1 : v < 0x100 ? 2 : v < 0x1_0000 ? 3 : v < 0x1_0000_0000 ? 5 : 9;
+  return v >= -0x20 ? 1 : v >= -0x80 ? 2 : v >= -0x8000 ? 3 : v >= -0x8000_0000 ? 5 : 9;
+}
+
+const f64 = new DataView(new ArrayBuffer(8));
+
+/** Writes the MessagePack encoding of `v` into `out` at `at` (room for scalarLength(v) bytes). */
+export function writeScalar(v: Scalar, out: Uint8Array, at: number): void {
+  if (v === null) {
+    out[at] = 0xc0;
+    return;
+  }
+  if (typeof v === 'boolean') {
+    out[at] = v ? 0xc3 : 0xc2;
+    return;
+  }
+  const n = scalarLength(v);
+  if (n === 9) {
+    out[at] = 0xcb;
+    f64.setFloat64(0, v);
+    for (let i = 0; i < 8; i++) out[at + 1 + i] = f64.getUint8(i);
+    return;
+  }
+  if (n === 1) {
+    out[at] = v & 0xff; // positive fixint as is; negative fixint 0xe0..0xff is its two's complement
+    return;
+  }
+  // uint 8/16/32 (0xcc-0xce) or int 8/16/32 (0xd0-0xd2), big-endian
+  const width = n - 1;
+  out[at] = (v >= 0 ? 0xcc : 0xd0) + (width === 1 ? 0 : width === 2 ? 1 : 2);
+  for (let i = width; i >= 1; i--) {
+    out[at + i] = v & 0xff;
+    v = Math.floor(v / 256); // not >>: uint 32 exceeds the int32 range
+  }
+}
+
+/** The MessagePack encoding of `v`: a fresh Uint8Array equal to encodeValue(v).bytes. */
+export function encodeScalar(v: Scalar): Uint8Array {
+  const out = new Uint8Array(scalarLength(v));
+  writeScalar(v, out, 0);
+  return out;
+}
+
+/** Are `bytes` exactly encodeValue(v).bytes? (Without allocating.) */
+export function isScalarEncoding(v: Scalar, bytes: Uint8Array): boolean {
+  const n = scalarLength(v);
+  if (bytes.length !== n) return false;
+  const t = scratch9;
+  writeScalar(v, t, 0);
+  for (let i = 0; i < n; i++) if (t[i] !== bytes[i]) return false;
+  return true;
+}
+const scratch9 = new Uint8Array(9);
+
+/** decodeScalar's answer for bytes that are not one whole scalar token. */
+export const NOT_SCALAR: unique symbol = Symbol('not a scalar');
+
+/**
+ * The scalar that `bytes` encode when they are exactly one nil, boolean, fixint, uint/int
+ * 8/16/32 or float 32/64 token, as the library decodes it; NOT_SCALAR otherwise (anything else
+ * goes through the library, which also judges malformed input).
+ */
+export function decodeScalar(bytes: Uint8Array): Scalar | typeof NOT_SCALAR {
+  const n = bytes.length;
+  if (n === 0) return NOT_SCALAR;
+  const b = bytes[0]!;
+  if (n === 1) {
+    if (b < 0x80) return b;
+    if (b >= 0xe0) return b - 0x100;
+    return b === 0xc0 ? null : b === 0xc2 ? false : b === 0xc3 ? true : NOT_SCALAR;
+  }
+  switch (b) {
+    case 0xcc: return n === 2 ? bytes[1]! : NOT_SCALAR;
+    case 0xcd: return n === 3 ? (bytes[1]! << 8) | bytes[2]! : NOT_SCALAR;
+    case 0xce: return n === 5 ? ((bytes[1]! << 24) | (bytes[2]! << 16) | (bytes[3]! << 8) | bytes[4]!) >>> 0 : NOT_SCALAR;
+    case 0xd0: return n === 2 ? (bytes[1]! << 24) >> 24 : NOT_SCALAR;
+    case 0xd1: return n === 3 ? (((bytes[1]! << 8) | bytes[2]!) << 16) >> 16 : NOT_SCALAR;
+    case 0xd2: return n === 5 ? (bytes[1]! << 24) | (bytes[2]! << 16) | (bytes[3]! << 8) | bytes[4]! : NOT_SCALAR;
+    case 0xca:
+      if (n !== 5) return NOT_SCALAR;
+      for (let i = 0; i < 4; i++) f64.setUint8(i, bytes[1 + i]!);
+      return f64.getFloat32(0);
+    case 0xcb:
+      if (n !== 9) return NOT_SCALAR;
+      for (let i = 0; i < 8; i++) f64.setUint8(i, bytes[1 + i]!);
+      return f64.getFloat64(0);
+    default:
+      return NOT_SCALAR;
+  }
+}
+
 /** Throws what encodeValue throws for a string UTF-8 cannot carry. */
 export function checkString(value: string): void {
   if (!isWellFormed(value)) throw invalidArgument('value', 'is a string with a lone surrogate, which UTF-8 cannot carry');
@@ -166,6 +280,7 @@ export function checkString(value: string): void {
  * value it cannot carry faithfully; see the module comment for the rules.
  */
 export function encodeValue(value: unknown): EncodedValue {
+  if (isScalar(value)) return { codec: 'msgpack', bytes: encodeScalar(value) };
   if (value instanceof Uint8Array) return { codec: 'bytes', bytes: new Uint8Array(value) }; // a snapshot, like every other value
   if (typeof value === 'string') {
     checkString(value);
@@ -432,8 +547,10 @@ export function decodeValue(codec: string, bytes: Uint8Array): unknown {
       } catch (cause) {
         throw malformed('utf8 value is not valid UTF-8', cause);
       }
-    case 'msgpack':
-      return decodeMsgpack(bytes);
+    case 'msgpack': {
+      const v = decodeScalar(bytes);
+      return v !== NOT_SCALAR ? v : decodeMsgpack(bytes);
+    }
     default:
       throw malformed(`value codec ${JSON.stringify(String(codec)).slice(0, 40)} is not one this node decodes (bytes, utf8, msgpack)`);
   }
