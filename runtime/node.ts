@@ -28,6 +28,14 @@
  * - `shutdown` stops the caches taking writes, hands every pending write to the transport
  *   (bounded by `flushTimeout`), and closes the transport, which waits (bounded) until every
  *   member acknowledged them, announces LEAVE and closes the socket.
+ * - The node id is the transport's current one (`nodeId` is a getter). Before its sequence
+ *   numbers or nonce counts run out the transport renews its sending identity
+ *   (reliable-core.ts, "Identity renewal"): writes wait in the pending map meanwhile (the
+ *   transport answers as for a full window) and go out under the new id; request targets,
+ *   replies (collected by asker id and seq), anti-entropy and metrics follow the new id.
+ *   A write made before the switch and sent after it was stamped with the old id here, while
+ *   peers version it with the sender's id, the new one: on 'renewed' the caches re-stamp what
+ *   is still pending (Cache.restamp), so every member holds the same version.
  *
  * Nothing here keeps a process alive on its own: the only timer outside an awaited call (the
  * join grace) is unref'd, and so are the UDP driver's socket and timer. Awaited calls
@@ -36,10 +44,9 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ErrorCode, McCacheError } from './errors';
-import type { Message, MessageOf } from './codec/packet';
+import type { BatchWrite, Message, MessageOf } from './codec/packet';
 import type { CoreEvent, NodeId } from './core/types';
-import { Cache, type CacheMetrics, type CacheOptions, type LazyPut, type Mutation, type Replicator } from './cache/cache';
-import { encodeUtf8 } from './cache/value-codec';
+import { Cache, encodeLazyValue, type CacheMetrics, type CacheOptions, type Mutation, type PublishedDelete, type PublishedPut, type Replicator } from './cache/cache';
 import { HybridClock } from './cache/hlc';
 import { coarseWallNow } from './cache/coarse-clock';
 import { AntiEntropy } from './cache/anti-entropy';
@@ -47,6 +54,7 @@ import { channel } from 'node:diagnostics_channel';
 
 /** What the node needs from a transport (UdpDriver; SimTransport in tests). */
 export interface NodeTransport {
+  /** The current node id: a renewal of the sending identity changes it (reliable-core.ts). */
   readonly nodeId: NodeId;
   readonly writable: boolean;
   readonly core: { readonly maxMessageSize: number; readonly flushed: boolean; readonly members: NodeId[] };
@@ -60,6 +68,7 @@ export interface NodeTransport {
   on(event: 'member-down', fn: (e: Extract<CoreEvent, { type: 'member-down' }>) => void): unknown;
   on(event: 'gap', fn: (e: Extract<CoreEvent, { type: 'gap' }>) => void): unknown;
   on(event: 'writable', fn: () => void): unknown;
+  on(event: 'renewed', fn: (e: Extract<CoreEvent, { type: 'renewed' }>) => void): unknown;
   close(): Promise<void>;
   stats(): object;
 }
@@ -129,12 +138,19 @@ const REPAIR_PULSES_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
 const EMPTY_CHECKSUM = createHash('sha256').digest('hex');
 
 export class McCacheNode implements Replicator {
-  readonly nodeId: NodeId;
+  /**
+   * This node's current id, read from the transport: a renewal of its sending identity
+   * (reliable-core.ts, "Identity renewal") changes it, and requests, replies, anti-entropy and
+   * metrics follow.
+   */
+  get nodeId(): NodeId {
+    return this.#t.nodeId;
+  }
   readonly clock: HybridClock;
   readonly #t: NodeTransport;
   readonly #caches = new Map<string, Cache<unknown>>();
   /** Pending puts and deletes: per cache, per key, the newest only (see `publish`). */
-  readonly #writes = new Map<string, Map<string, LazyPut | MessageOf<'delete'>>>();
+  readonly #writes = new Map<string, Map<string, PublishedPut | PublishedDelete>>();
   #writesCount = 0;
   #maxMessageSize: number | undefined;
   /** Bucket requests being gathered (see #onReceive), by asker, bucket count and cache. */
@@ -149,7 +165,11 @@ export class McCacheNode implements Replicator {
   readonly #syncFlush: boolean;
   readonly #joinGrace: number;
   readonly #flushTimeout: number;
-  readonly #replies = new Map<number, (from: NodeId, m: Message) => void>();
+  /**
+   * Reply collectors by `asker id:request seq`: a renewed identity numbers its messages from 1
+   * again, so a seq alone could name a request of the old identity.
+   */
+  readonly #replies = new Map<string, (from: NodeId, m: Message) => void>();
   #flushScheduled = false;
   #flushing = false;
   #state: 'new' | 'open' | 'closing' | 'closed' = 'new';
@@ -169,11 +189,10 @@ export class McCacheNode implements Replicator {
   #shedUnrepaired = false;
   readonly #maxPending: number;
   /** Writes #flush is gathering into one message (reused: no allocation per flush). */
-  readonly #group = { cache: '', size: 0, keys: [] as string[], writes: [] as PutOrDelete[], writesOfCache: new Map<string, LazyPut | MessageOf<'delete'>>() };
+  readonly #group = { cache: '', size: 0, keys: [] as string[], writes: [] as BatchWrite[], writesOfCache: new Map<string, PublishedPut | PublishedDelete>() };
 
   constructor(options: NodeOptions) {
     this.#t = options.transport;
-    this.nodeId = this.#t.nodeId;
     this.clock = new HybridClock(options.wallNow ?? coarseWallNow);
     this.#cacheDefaults = options.cacheDefaults ?? {};
     this.#replyWindow = nonNegative('replyWindow', options.replyWindow, 3000);
@@ -198,6 +217,18 @@ export class McCacheNode implements Replicator {
       publish(CH.gap, () => ({ from: e.from, first: e.first, last: e.last }));
     });
     this.#t.on('writable', () => this.#flush());
+    // `nodeId` reads the transport, so it follows by itself; what waits to be sent was stamped
+    // with the old id and goes out under the new one: re-stamped, as the peers will version it.
+    this.#t.on('renewed', (e) => {
+      for (const [name, writes] of this.#writes) {
+        const c = this.#caches.get(name);
+        if (c) for (const w of writes.values()) c.restamp(w.key, w.hlc, e.oldId, e.newId);
+      }
+      for (const m of this.#pending.values()) {
+        if (m.op === 'clear') this.#caches.get(m.cache)?.restamp(undefined, m.hlc, e.oldId, e.newId);
+      }
+      publish(CH.renewed, () => ({ oldId: e.oldId, newId: e.newId, reason: e.reason }));
+    });
   }
 
   /** Opens the transport (socket, JOIN). Writes before it finishes are queued, not lost. */
@@ -245,7 +276,8 @@ export class McCacheNode implements Replicator {
       const max = this.#t.core.maxMessageSize;
       // One unsequenced datagram: room for the header, a sealed fragment and a 255-byte name.
       const perDatagram = Math.max(1, Math.min(1024, Math.floor((max / 255 - 28 - 300) / 8)));
-      this.#ae = new AntiEntropy(this.nodeId, { maxMessageSize: max, maxPerDatagram: perDatagram });
+      // The id as a function: a renewal changes it, and sync requests are addressed to the new one.
+      this.#ae = new AntiEntropy(() => this.nodeId, { maxMessageSize: max, maxPerDatagram: perDatagram });
     }
     return this.#ae;
   }
@@ -416,12 +448,18 @@ export class McCacheNode implements Replicator {
       this.#flush();
     } else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => {
-        this.#flushScheduled = false;
-        this.#flush();
-      });
+      queueMicrotask(this.#scheduledFlush);
     }
   }
+
+  /**
+   * Made once: an arrow function inside #scheduleFlush would make V8 allocate that call's
+   * context on every call (every write), scheduled or not.
+   */
+  readonly #scheduledFlush = (): void => {
+    this.#flushScheduled = false;
+    this.#flush();
+  };
 
   #join(): void {
     if (this.#joined) return;
@@ -452,15 +490,15 @@ export class McCacheNode implements Replicator {
         const header = 3 + Buffer.byteLength(cache, 'utf8');
         group.size = header;
         for (const [key, message] of writes) {
-          // A string value set by the cache is encoded here, once, when it is sent.
-          if (message.op === 'put' && typeof message.value === 'string') message.value = encodeUtf8(message.value);
-          const size = writeSize(message as PutOrDelete);
+          // A string or scalar value set by the cache is encoded here, once, when it is sent.
+          if (!(message.value instanceof Uint8Array)) message.value = encodeLazyValue(message.value);
+          const size = writeSize(message as BatchWrite);
           if (group.keys.length > 0 && (group.size + size > room || group.keys.length === 0xffff)) {
             if (!this.#sendGroup()) return;
             group.size = header;
           }
           group.keys.push(key);
-          group.writes.push(message as PutOrDelete);
+          group.writes.push(message as BatchWrite);
           group.size += size;
         }
         if (!this.#sendGroup()) return;
@@ -498,15 +536,15 @@ export class McCacheNode implements Replicator {
   #sendGroup(): boolean {
     const g = this.#group;
     if (g.keys.length === 0) return true;
-    const message: Message = g.writes.length === 1 ? g.writes[0]! : {
-      op: 'batch', cache: g.cache,
-      writes: g.writes.map((w) => (w.op === 'put'
-        ? { kind: 'value', key: w.key, hlc: w.hlc, ttl: w.ttl, codec: w.codec, value: w.value }
-        : { kind: 'tombstone', key: w.key, hlc: w.hlc, ttl: 0, codec: 'none', value: EMPTY })),
-    };
+    // The published writes are put/delete messages and batch writes at once (cache.ts
+    // PublishedPut): a lone one goes as itself, several as they are in a batch.
+    const message: Message = g.writes.length === 1 ? g.writes[0] as unknown as Message : { op: 'batch', cache: g.cache, writes: g.writes.slice() };
     const sent = this.#send(message);
     if (sent === 'full') return false;
-    for (const k of g.keys) g.writesOfCache.delete(k);
+    // Usually every pending write of the cache went out: one clear, not a delete (and a rehash
+    // of the shrinking map now and then) per write.
+    if (g.keys.length === g.writesOfCache.size) g.writesOfCache.clear();
+    else for (const k of g.keys) g.writesOfCache.delete(k);
     this.#writesCount -= g.keys.length;
     g.keys.length = 0;
     g.writes.length = 0;
@@ -554,12 +592,9 @@ export class McCacheNode implements Replicator {
         const c = this.#cacheFor(m.cache);
         if (!c) return;
         for (const w of m.writes) {
-          const one: Message = w.kind === 'value'
-            ? { op: 'put', cache: m.cache, key: w.key, hlc: w.hlc, ttl: w.ttl, codec: w.codec, value: w.value }
-            : { op: 'delete', cache: m.cache, key: w.key, hlc: w.hlc };
-          c.applyRemote(one, from);
+          c.applyRemoteWrite(w, from);
           // Tested first: a closure per write would be garbage even with nobody subscribed.
-          if (CH.remote.hasSubscribers) CH.remote.publish({ cache: m.cache, op: one.op, key: w.key, from });
+          if (CH.remote.hasSubscribers) CH.remote.publish({ cache: m.cache, op: w.kind === 'value' ? 'put' : 'delete', key: w.key, from });
         }
         break;
       }
@@ -588,8 +623,8 @@ export class McCacheNode implements Replicator {
       }
       case 'metrics_reply':
       case 'checksum_reply':
-        if (m.requestSender !== this.nodeId) return;
-        this.#replies.get(m.requestSeq)?.(from, m);
+        // Only our own requests are collected, under the id that asked (current or former).
+        this.#replies.get(`${m.requestSender}:${m.requestSeq}`)?.(from, m);
         break;
       default:
         break;
@@ -672,7 +707,8 @@ export class McCacheNode implements Replicator {
     // A member hashing a large cache takes a while: the window is a bound, not a fixed wait.
     const waitFor = new Set(this.#t.core.members);
     let lastReplyAt = performance.now();
-    this.#replies.set(seq, (from, m) => {
+    const replyKey = `${this.nodeId}:${seq}`;
+    this.#replies.set(replyKey, (from, m) => {
       waitFor.delete(from);
       lastReplyAt = performance.now();
       onReply(from, m);
@@ -683,18 +719,15 @@ export class McCacheNode implements Replicator {
         await sleep(Math.min(REPLY_POLL_MS, Math.max(1, deadline - performance.now())));
       }
     } finally {
-      this.#replies.delete(seq);
+      this.#replies.delete(replyKey);
     }
   }
 }
 
-type PutOrDelete = MessageOf<'put'> | MessageOf<'delete'>;
-const EMPTY = new Uint8Array(0);
-
 /** Bytes a put or delete takes in a `batch` (spec/mccache_message.ksy `batch_write`). */
-function writeSize(m: PutOrDelete): number {
+function writeSize(w: BatchWrite): number {
   // kind 1, len_key 2, hlc 8, ttl 4, value_codec 1, len_value 4
-  return 20 + Buffer.byteLength(m.key, 'utf8') + (m.op === 'put' ? m.value.length : 0);
+  return 20 + Buffer.byteLength(w.key, 'utf8') + w.value.length;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -719,6 +752,7 @@ export const CH = {
   memberUp: channel('mccache:member:up'),
   memberDown: channel('mccache:member:down'),
   gap: channel('mccache:transport:gap'),
+  renewed: channel('mccache:transport:renewed'),
 };
 
 function publish(ch: ReturnType<typeof channel>, make: () => unknown): void {

@@ -60,7 +60,14 @@ export class SimCluster {
   private constructor(o: SimClusterOptions) {
     this.#o = o;
     this.net = new SimNetwork(o.seed, o.faults);
-    this.net.onEvent = (id, e) => this.#byId.get(id)?.dispatch(e);
+    this.net.onEvent = (id, e) => {
+      // A renewed node (reliable-core.ts, "Identity renewal") is found under its new id.
+      if (e.type === 'renewed' && this.#byId.has(e.oldId)) {
+        this.#byId.set(e.newId, this.#byId.get(e.oldId)!);
+        this.#byId.delete(e.oldId);
+      }
+      this.#byId.get(id)?.dispatch(e);
+    };
     for (let i = 0; i < o.nodes; i++) {
       // Distinct, deterministic ids; their order differs from the index order on purpose.
       this.#make(BigInt(o.nodes - i) * 0x0101010101010101n + 0x8000000000000000n, o.skews?.[i] ?? 0);

@@ -119,13 +119,62 @@ describe('security/sealer: AES-256-GCM sealing of datagrams', () => {
       expect(codeOf(() => s.seal(header(two[0]!), new Uint8Array(1416)))).to.equal(ErrorCode.NONCE_EXHAUSTED);
     });
 
-    it('a core whose sealer is exhausted throws NONCE_EXHAUSTED from send and sends nothing', () => {
-      const core = new ReliableCore({ nodeId: 3n, rng: () => 0.5, sealer: new Sealer({ id: 1, key: K1 }, { startCount: MAX_SEALED - 1 }) });
-      core.start(0); // the JOIN takes the last count
-      expect(core.pollTransmit()).to.not.equal(undefined);
-      expect(codeOf(() => core.send(1, putOf(10)))).to.equal(ErrorCode.NONCE_EXHAUSTED);
-      expect(core.pollTransmit()).to.equal(undefined);
-      expect(core.stats().messagesSent).to.equal(0);
+    it('renewed(): the same keyring and current key, a new nonce id, counts from 1 again', () => {
+      const s = new Sealer([{ id: 1, key: K1 }, { id: 2, key: K2 }], { currentKeyId: 2, startCount: MAX_SEALED - 5 });
+      const r = s.renewed();
+      expect(r.keyId).to.equal(2);
+      expect(r.keyIds).to.deep.equal([1, 2]);
+      expect(r.sealed).to.equal(0);
+      expect(r.remaining).to.equal(MAX_SEALED);
+      expect(Buffer.from(r.nonceId).equals(Buffer.from(s.nonceId))).to.equal(false);
+      expect(s.sealed).to.equal(MAX_SEALED - 5);
+      const [d] = fragmentMessage('put', encodeMessage(putOf(40)), { senderId: 9n, msgSeq: 1, mtu: 1472, sealer: r });
+      expect(Buffer.from(sealed(d!)).readUInt32BE(8)).to.equal(1);
+      expect(opens(s, d!)).to.equal('ok'); // the old sealer opens it: same keys
+      const fixed = new Uint8Array(8).fill(0xab);
+      expect(Buffer.from(s.renewed({ nonceId: fixed }).nonceId).equals(Buffer.from(fixed))).to.equal(true);
+      expect(codeOf(() => s.renewed({ nonceId: new Uint8Array(3) }))).to.equal(ErrorCode.INVALID_OPTION);
+    });
+
+    it('a core handed a nearly spent sealer renews its identity at start instead of failing', () => {
+      // It used to throw NONCE_EXHAUSTED from send (and, with heartbeats, from every timeout).
+      const spent = new Sealer({ id: 1, key: K1 }, { startCount: MAX_SEALED - 1 });
+      const core = new ReliableCore({ nodeId: 3n, rng: () => 0.5, sealer: spent });
+      core.start(0);
+      expect(core.nodeId).to.not.equal(3n);
+      const join = core.pollTransmit()!.bytes;
+      expect(decodePacket(join).header.senderId).to.equal(core.nodeId);
+      expect(Buffer.from(sealed(join).subarray(0, 8)).equals(Buffer.from(spent.nonceId))).to.equal(false);
+      expect(Buffer.from(sealed(join)).readUInt32BE(8)).to.equal(1);
+      expect(core.pollTransmit()).to.equal(undefined); // no LEAVE: the old id never announced itself
+      expect(spent.sealed).to.equal(MAX_SEALED - 1);
+      expect(core.send(1, putOf(10))).to.equal(1);
+      expect(core.stats()).to.include({ messagesSent: 1, renewals: 1 });
+      const events = [core.pollEvent(), core.pollEvent()];
+      expect(events).to.deep.equal([{ type: 'renewed', oldId: 3n, newId: core.nodeId, reason: 'nonce' }, { type: 'writable' }]);
+    });
+
+    it('a core renews before its sealer runs out: LEAVE from the old id, the rest under a new one, nothing throws', () => {
+      const s = new Sealer({ id: 1, key: K1 }, { startCount: MAX_SEALED - 7 });
+      const core = new ReliableCore({ nodeId: 3n, rng: () => 0.5, sealer: s, renewNonceMargin: 3 });
+      core.start(0); // JOIN: 6 left
+      const out: Uint8Array[] = [];
+      const drain = (): void => { for (let t = core.pollTransmit(); t; t = core.pollTransmit()) out.push(t.bytes); };
+      for (let i = 1; i <= 5; i++) {
+        expect(core.send(i, putOf(10)), `send ${i}`).to.be.a('number');
+        drain();
+      }
+      // 6 - 3 sends = 3 left; the 4th would leave 2 < 3: LEAVE twice, then JOIN and the message
+      // under the new id. (No member: the window is empty, nothing to wait for.)
+      const oldDatagrams = out.filter((d) => decodePacket(d).header.senderId === 3n);
+      expect(oldDatagrams.map((d) => decodePacket(d).header.op)).to.deep.equal(['join', 'put', 'put', 'put', 'leave', 'leave']);
+      expect(oldDatagrams.map((d) => Buffer.from(sealed(d)).readUInt32BE(8))).to.deep.equal([6, 5, 4, 3, 2, 1].map((k) => MAX_SEALED - k));
+      expect(s.remaining).to.equal(1);
+      const fresh = out.filter((d) => decodePacket(d).header.senderId === core.nodeId);
+      expect(fresh.map((d) => [decodePacket(d).header.op, decodePacket(d).header.msgSeq])).to.deep.equal([['join', 0], ['put', 1], ['put', 2]]);
+      for (const d of out) expect(opens(s, d)).to.equal('ok');
+      for (let t = 10; t < 5000; t += 50) core.handleTimeout(t); // heartbeats keep going
+      expect(core.stats().renewals).to.equal(1);
     });
   });
 

@@ -147,7 +147,14 @@ export class SecureCluster {
 
   constructor(seed: number, keys: readonly KeySpec[], faults: SimFaults = {}) {
     this.net = new SimNetwork(seed, faults);
-    this.net.onEvent = (id, e) => this.#byId.get(id)?.dispatch(e);
+    this.net.onEvent = (id, e) => {
+      // A renewed node (reliable-core.ts, "Identity renewal") is found under its new id.
+      if (e.type === 'renewed' && this.#byId.has(e.oldId)) {
+        this.#byId.set(e.newId, this.#byId.get(e.oldId)!);
+        this.#byId.delete(e.oldId);
+      }
+      this.#byId.get(id)?.dispatch(e);
+    };
     this.net.onTransmit = (from, bytes, at) => this.captured.push({ from, at, bytes: bytes.slice() });
     keys.forEach((k, i) => {
       const sealer = sealerFor(k);

@@ -234,15 +234,17 @@ interface Awaited {
 /** Per-process anti-entropy state: turns pulses, digests and requests into replies. */
 export class AntiEntropy {
   readonly #o: AntiEntropyOptions;
-  readonly #nodeId: bigint;
+  /** This node's current id (a renewed identity changes it: reliable-core.ts). */
+  readonly #nodeId: () => bigint;
   /** (peer, cache) -> instant of our last digest request, so one difference asks once per pulse. */
   readonly #asked = new Map<string, number>();
   /** (peer, cache) -> the full digest we asked that peer for and how far its answer got. */
   readonly #awaiting = new Map<string, Awaited>();
   readonly stats = { pulses: 0, digestsSent: 0, requestsSent: 0, entriesSent: 0, entriesApplied: 0, clearsLearnt: 0 };
 
-  constructor(nodeId: bigint, options: AntiEntropyOptions) {
-    this.#nodeId = nodeId;
+  /** `nodeId`: this node's id, or a function reading its current id. */
+  constructor(nodeId: bigint | (() => bigint), options: AntiEntropyOptions) {
+    this.#nodeId = typeof nodeId === 'function' ? nodeId : () => nodeId;
     this.#o = options;
   }
 
@@ -339,7 +341,7 @@ export class AntiEntropy {
 
   /** A request addressed to us: our digest chunks, or our entries of the requested buckets. */
   handleRequest(from: bigint, m: MessageOf<'sync_request'>, target: SyncTarget | undefined): Message[] {
-    if (m.target !== this.#nodeId || !target || m.numBuckets < 1 || m.numBuckets > MAX_BUCKETS) return [];
+    if (m.target !== this.#nodeId() || !target || m.numBuckets < 1 || m.numBuckets > MAX_BUCKETS) return [];
     if (m.bucketIds.length === 0) {
       const d = digestOf(target, m.numBuckets);
       const out: Message[] = [];

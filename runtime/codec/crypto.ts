@@ -12,12 +12,14 @@
  * cannot be changed, and a datagram cannot be moved to another sender or message.
  *
  * Nonces. GCM must never see the same (key, nonce) twice. The nonce is the sealer's 8-byte
- * random id (drawn when the sealer is built, that is once per process start, and independent of
- * the node id, which tests and configurations may fix) followed by a 4-byte count of datagrams
- * this sealer has sealed. A count never repeats within a sealer; past 2^32 - 1 datagrams the
- * sealer refuses (MCCACHE_ERR_NONCE_EXHAUSTED) rather than wrap, and the process must restart
- * (a new random id). Two sealers share a nonce only if their random ids collide: about
- * n^2 / 2^65 for n process starts under one key.
+ * random id (drawn when the sealer is built, at process start and at each identity renewal,
+ * independent of the node id, which tests and configurations may fix) followed by a 4-byte
+ * count of datagrams this sealer has sealed. A count never repeats within a sealer; past
+ * 2^32 - 1 datagrams the sealer refuses (MCCACHE_ERR_NONCE_EXHAUSTED) rather than wrap. A
+ * long-lived node never gets there: well before, its reliable core renews its sending identity
+ * (reliable-core.ts, "Identity renewal"): a new node id, and `renewed()`, a sealer with the same
+ * keys, a new random id and a count from 0. Two sealers share a nonce only if their random ids
+ * collide: about n^2 / 2^65 for n sealers (process starts and renewals) under one key.
  *
  * The count also serves replay detection: a `ReplayWindow` per sender remembers the highest
  * count seen and which of the `REPLAY_WINDOW` counts below it were seen (a sliding bitmap, as
@@ -76,8 +78,9 @@ export interface SealerOptions {
 }
 
 /**
- * Seals with the current key, opens with any key of its keyring. One per process (per core):
- * the nonce count is this object's state.
+ * Seals with the current key, opens with any key of its keyring. One per sending identity (per
+ * core, replaced by `renewed()` when the core renews its identity): the nonce count is this
+ * object's state.
  */
 export class Sealer {
   /** The key id new datagrams are sealed with. */
@@ -130,6 +133,16 @@ export class Sealer {
   /** Datagrams this sealer can still seal. */
   get remaining(): number {
     return MAX_SEALED - this.#count;
+  }
+
+  /**
+   * A new sealer for a renewed sending identity (reliable-core.ts, "Identity renewal"): the same
+   * keyring and current key, a new nonce id (random unless given, as in the constructor), and a
+   * count from 0. This sealer is left as it is.
+   */
+  renewed(options: Pick<SealerOptions, 'nonceId'> = {}): Sealer {
+    const keys = [...this.#keys].map(([id, k]) => ({ id, key: new Uint8Array(k.export()) }));
+    return new Sealer(keys, { currentKeyId: this.keyId, ...(options.nonceId !== undefined && { nonceId: options.nonceId }) });
   }
 
   /**
@@ -204,7 +217,7 @@ export class Sealer {
   #reserve(n: number): void {
     if (n > MAX_SEALED - this.#count) {
       throw new McCacheError(ErrorCode.NONCE_EXHAUSTED,
-        `this process has sealed ${this.#count} datagrams, the most one nonce id allows; restart it to draw a new one`);
+        `this sealer has sealed ${this.#count} datagrams, the most one nonce id allows; seal with renewed() (a new nonce id)`);
     }
   }
 }

@@ -52,6 +52,52 @@
  * copy went to. In multicast mode `to` is never set, so a retransmission repairs every receiver
  * that missed the datagram and other receivers' NAKs suppress duplicates.
  *
+ * Identity renewal. Each sender numbers its messages with the header's u4 `msg_seq`, and its
+ * sealer counts datagrams in the nonce's u4. Neither may wrap (a receiver would take a wrapped
+ * number for an old message; GCM must never see a nonce twice), and a long-lived node must keep
+ * working. So before either runs out, the core renews its *sending identity*, and only that:
+ * - Trigger: `send` finds the next sequence number above 2^32 - 1 - `renewSeqMargin`, or the
+ *   sealer's `remaining` less the message's datagrams below `renewNonceMargin`. handleTimeout
+ *   checks the sealer too (heartbeats, ACK digests and NAKs use nonce counts as well).
+ * - Drain: `send` answers undefined as for a full window (`writable` is false; the layer above
+ *   keeps its writes pending) until every member acknowledged every message we sent, or the
+ *   members that did not were removed by the failure detector; at most `renewTimeout` ms, after
+ *   which it renews anyway and peers repair what they miss by anti-entropy.
+ * - Switch: a new node id, a new send window numbered from 1 (as a fresh sender's), and
+ *   `sealer.renewed()` (the same keys, a new random nonce id, counts from 0); JOIN from the new
+ *   id, then soon an ACK digest and a heartbeat. Events 'renewed' { oldId, newId, reason } and
+ *   'writable'; stats().renewals counts renewals.
+ * - Retire: the old id says LEAVE (twice, as close() does, with the counts its sealer kept for
+ *   that) once every member sent an ACK digest naming the new id, or was removed; at the latest
+ *   failureTimeout / 2 after the switch (before peers would time the old id out anyway).
+ * - Kept: everything of the receive side (members, their receive and replay windows,
+ *   reassembly). Peers see the old id leave cleanly and a new member join; nothing sent before
+ *   or after the switch needs repair. The id must change with the numbers: a peer keys its
+ *   receive window, replay window, ACK bookkeeping and reassembly on the sender id, so under the
+ *   old id it would take a new seq 1 for a duplicate and new nonce counts for replays.
+ * - The new id comes from option `renewNodeId` (UdpDriver passes randomNodeId, the generator of
+ *   process start); without it, from the injected `rng`, so the core reads no random source of
+ *   its own. The new sealer draws its nonce id itself (node:crypto), as every Sealer does: it
+ *   is the injected sealer's state, like its count, and must not come from a simulation's rng.
+ * Flaws of the plain design, fixed here:
+ * - LEAVE before JOIN loses messages. A peer frees a message once every member it knows
+ *   acknowledged it; between the old id's LEAVE and the new id's first datagram it knows
+ *   neither, so it frees what it sent meanwhile, also what this node has not received yet (a
+ *   property run found the gap). So the new id joins first, and the old one leaves only when
+ *   each member's ACK digest shows it knows the new id: from then on the new id's ACKs (our
+ *   receive windows, unchanged) hold the peer's window. A peer acknowledges a JOIN at once for
+ *   this (ackInterval), not at its next periodic digest.
+ * - Our own datagrams sent under a former id (looped back late by the driver's socket) would
+ *   look like a new member, whose acknowledgements would then hold our send window for a
+ *   failure timeout: the last MAX_FORMER_IDS former ids are dropped like our own.
+ * - Once all is acknowledged a heartbeat's low_seq is the highest + 1, which must fit a u4 as
+ *   well: the last sequence number usable is 2^32 - 2, so `renewSeqMargin` is at least 1.
+ * - The old sealer must still seal the LEAVEs: any other datagram that would leave it fewer
+ *   than LEAVE_COPIES counts renews first, at once, even with messages unacknowledged (only
+ *   reachable with a tiny `renewNonceMargin` or a drain that outlasts it).
+ * - A LEAVE reason 'renew' would change the wire format; the LEAVE says 'shutdown', which is
+ *   what it is for the old id (peers treat every reason alike).
+ *
  * A peer's bytes never throw out of here: malformed datagrams are dropped and counted by code.
  */
 import { decodeMessage, decodePacket } from '../codec/decode';
@@ -65,7 +111,25 @@ import {
 import { ErrorCode, MalformedPacketError, McCacheError } from '../errors';
 import { ReceiveWindow, type Step } from './receive-window';
 import { SendWindow, type SentMessage } from './send-window';
-import type { CoreEvent, NodeId, Rng, Transmit } from './types';
+import type { CoreEvent, NodeId, RenewReason, Rng, Transmit } from './types';
+
+/** The largest u4 `msg_seq` (spec/mccache_datagram.ksy). */
+export const MAX_SEQ = 0xffffffff;
+/**
+ * Default `renewSeqMargin`. Any margin >= 1 works (no message is numbered while the identity
+ * drains, and a heartbeat's low_seq needs the highest + 1 to fit); 1024 leaves room to spare.
+ */
+export const RENEW_SEQ_MARGIN = 1024;
+/**
+ * Default `renewNonceMargin`: during a drain only control datagrams are sealed (ACK digests at
+ * most every ackInterval, heartbeats, NAKs, anti-entropy digests), far below 2^20 in a
+ * renewTimeout, and 2^20 is 1/4096 of the nonce space.
+ */
+export const RENEW_NONCE_MARGIN = 1 << 20;
+/** LEAVEs a renewal sends from the old identity (as close() does: a lost LEAVE costs peers a failure timeout). */
+const LEAVE_COPIES = 2;
+/** Former ids of this node whose looped-back datagrams are still recognised as our own. */
+const MAX_FORMER_IDS = 16;
 
 export interface ReliableCoreOptions {
   /** This node's id: random, non-zero, drawn at process start. */
@@ -124,6 +188,31 @@ export interface ReliableCoreOptions {
    * @default undefined (plaintext; sealed datagrams are dropped)
    */
   sealer?: Sealer;
+  /**
+   * The first sequence number of this node's first identity, for tests of renewal (a sender
+   * near the end of its numbers). A renewed identity starts at 1. @default 1
+   */
+  firstSeq?: number;
+  /**
+   * Renew the sending identity (see the theory of operation) once the next sequence number is
+   * above 2^32 - 1 - this. @default 1024 (RENEW_SEQ_MARGIN)
+   */
+  renewSeqMargin?: number;
+  /**
+   * Renew the sending identity once the sealer could seal fewer than this many more datagrams.
+   * Only with a sealer. @default 2^20 (RENEW_NONCE_MARGIN)
+   */
+  renewNonceMargin?: number;
+  /**
+   * Longest a renewal waits for every member to acknowledge what the old identity sent, ms;
+   * then it renews anyway and peers repair by anti-entropy. @default 2 x failureTimeout
+   */
+  renewTimeout?: number;
+  /**
+   * Draws the node id of a renewed identity: random, non-zero, not an id in use.
+   * @default 64 bits from `rng` (the UdpDriver passes randomNodeId)
+   */
+  renewNodeId?: () => NodeId;
   /**
    * The driver reaches members one by one (a unicast peer list), not by multicast: NAKs,
    * retransmissions, sync requests and `sendUnsequenced(now, m, to)` are addressed to the one
@@ -188,22 +277,41 @@ export interface CoreStats {
   outOfOrderBuffered: number;
   reassembling: number;
   transmitQueue: number;
+  /** Sending identities renewed (sequence numbers or nonce counts ran low). */
+  renewals: number;
 }
 
 
 export class ReliableCore {
-  readonly nodeId: NodeId;
-  readonly #o: Required<Omit<ReliableCoreOptions, 'nodeId' | 'rng' | 'host' | 'pid' | 'sealer' | 'unicast'>>;
+  /** The current sending identity (changes on renewal). */
+  #nodeId: NodeId;
+  readonly #o: Required<Omit<ReliableCoreOptions, 'nodeId' | 'rng' | 'host' | 'pid' | 'sealer' | 'unicast' | 'renewNodeId'>>;
   readonly #unicast: boolean;
   /** Unicast: the member each fragment was last retransmitted to (retransmit suppression). */
   readonly #resentTo = new WeakMap<SentMessage, NodeId[]>();
-  readonly #sealer: Sealer | undefined;
+  #sealer: Sealer | undefined;
   /** fragmentMessage's sealing option: `{ sealer }` or nothing. */
-  readonly #sealing: { sealer?: Sealer };
+  #sealing: { sealer?: Sealer };
   readonly #rng: Rng;
   readonly #host: string;
   readonly #pid: number;
-  readonly #send: SendWindow;
+  #send: SendWindow;
+  readonly #renewNodeId: (() => NodeId) | undefined;
+  /** Ids this node sent as before its renewals, newest last (see the theory of operation). */
+  readonly #formerIds: NodeId[] = [];
+  /** A renewal waiting for the send window to drain. */
+  #renewal: { reason: RenewReason; deadlineAt: number } | undefined;
+  /** Did the current identity send its JOIN? (Else a renewal owes nobody a LEAVE.) */
+  #announced = false;
+  /** Sending LEAVEs: they may use the sealer's last counts. */
+  #leaving = false;
+  /**
+   * The identity a renewal left, until it says LEAVE: once every member in `waiting` sent an
+   * ACK digest naming the new id (so it knows the new member), or at `deadlineAt`.
+   */
+  #retiring: { id: NodeId; sealing: { sealer?: Sealer }; highest: number; waiting: Set<NodeId>; deadlineAt: number } | undefined;
+  /** The latest `now` given to an input, for a renewal forced deep inside one. */
+  #now = 0;
   readonly #reasm: Reassembler;
   readonly #members = new Map<NodeId, Member>();
   readonly #departed = new Map<NodeId, Departed>();
@@ -221,7 +329,7 @@ export class ReliableCore {
   readonly #stats = {
     datagramsIn: 0, datagramsOut: 0, bytesIn: 0, bytesOut: 0, messagesSent: 0, messagesDelivered: 0,
     duplicates: 0, naksSent: 0, naksReceived: 0, retransmits: 0, acksSent: 0, heartbeatsSent: 0, gaps: 0,
-    messagesGivenUp: 0, outOfOrderDropped: 0, dropped: {} as Record<string, number>,
+    messagesGivenUp: 0, outOfOrderDropped: 0, dropped: {} as Record<string, number>, renewals: 0,
   };
 
   constructor(options: ReliableCoreOptions) {
@@ -230,7 +338,7 @@ export class ReliableCore {
       throw new McCacheError(ErrorCode.INVALID_OPTION, 'nodeId: must be a bigint in 1..2^64-1');
     }
     if (typeof o.rng !== 'function') throw new McCacheError(ErrorCode.INVALID_OPTION, 'rng: must be a function returning [0, 1)');
-    this.nodeId = o.nodeId;
+    this.#nodeId = o.nodeId;
     this.#rng = o.rng;
     this.#host = o.host ?? '';
     this.#pid = o.pid ?? 0;
@@ -257,12 +365,20 @@ export class ReliableCore {
       maxRetransmitPerNak: int('maxRetransmitPerNak', o.maxRetransmitPerNak, 512, 1, 1 << 20),
       retransmitSuppress: num('retransmitSuppress', o.retransmitSuppress, 0.75 * (o.nakRetryInterval ?? 40), 0, 60_000),
       maxDeparted: int('maxDeparted', o.maxDeparted, 1024, 0, 1 << 20),
+      firstSeq: int('firstSeq', o.firstSeq, 1, 1, MAX_SEQ),
+      renewSeqMargin: int('renewSeqMargin', o.renewSeqMargin, RENEW_SEQ_MARGIN, 1, 2 ** 31),
+      renewNonceMargin: int('renewNonceMargin', o.renewNonceMargin, RENEW_NONCE_MARGIN, LEAVE_COPIES + 1, 2 ** 31),
+      renewTimeout: num('renewTimeout', o.renewTimeout, 2 * (o.failureTimeout ?? 5000), 0, 2 * 86_400_000),
     };
+    if (o.renewNodeId !== undefined && typeof o.renewNodeId !== 'function') {
+      throw new McCacheError(ErrorCode.INVALID_OPTION, 'renewNodeId: must be a function returning a node id');
+    }
+    this.#renewNodeId = o.renewNodeId;
     if (this.#o.failureTimeout <= this.#o.heartbeatInterval) {
       throw new McCacheError(ErrorCode.INVALID_OPTION,
         `failureTimeout: must exceed heartbeatInterval (${this.#o.heartbeatInterval} ms), got ${this.#o.failureTimeout}`);
     }
-    this.#send = new SendWindow(this.#o.maxUnackedMessages, this.#o.maxUnackedBytes);
+    this.#send = new SendWindow(this.#o.maxUnackedMessages, this.#o.maxUnackedBytes, this.#o.firstSeq);
     this.#reasm = new Reassembler({
       maxMessages: this.#o.reassemblyMaxMessages, maxBytes: this.#o.reassemblyMaxBytes, timeout: this.#o.reassemblyTimeout,
     });
@@ -272,31 +388,57 @@ export class ReliableCore {
     this.#maxRanges = Math.max(1, Math.min(255, Math.floor((room - this.#maxPartials * 37) / 8)));
   }
 
+  /** This node's current id (a renewal changes it: see the theory of operation). */
+  get nodeId(): NodeId {
+    return this.#nodeId;
+  }
+
   /** Announces this node (JOIN) and starts heartbeats. Call once, before anything else. */
   start(now: number): void {
     if (this.#state !== 'new') throw new McCacheError(ErrorCode.INVALID_ARGUMENT, 'start: already started');
     this.#state = 'open';
-    this.#unsequenced({ op: 'join', heartbeatInterval: this.#o.heartbeatInterval, packetMtu: this.#o.packetMtu, pid: this.#pid, host: this.#host });
+    this.#now = now;
     this.#nextHeartbeatAt = now + this.#o.heartbeatInterval;
     this.#nextSweepAt = now + this.#o.heartbeatInterval;
+    // A sealer handed over nearly spent: renew before announcing anything (no LEAVE owed).
+    if (this.#sealer !== undefined && this.#sealer.remaining < this.#o.renewNonceMargin) this.#renew(now, 'nonce');
+    else this.#announce();
   }
 
   /**
    * Sends a sequenced message reliably to every member. Returns its sequence number, or
-   * undefined when the send window is full (backpressure: nothing was queued; a `writable`
-   * event follows when there is room). Throws MCCACHE_ERR_MESSAGE_TOO_LARGE for a message that
-   * cannot fit in 255 fragments, with nothing sent.
+   * undefined when the send window is full or a renewal of the identity drains it
+   * (backpressure: nothing was queued; a `writable` event follows when there is room). Throws
+   * MCCACHE_ERR_MESSAGE_TOO_LARGE for a message that cannot fit in 255 fragments, with nothing
+   * sent.
    */
   send(now: number, message: Message): number | undefined {
     this.#assertOpen('send');
+    this.#now = now;
     if (!isSequenced(message.op)) throw new McCacheError(ErrorCode.INVALID_ARGUMENT, `send: ${message.op} is unsequenced; use sendUnsequenced`);
+    if (this.#renewal === undefined && this.#send.nextSeq() > MAX_SEQ - this.#o.renewSeqMargin) this.#beginRenewal(now, 'sequence');
+    if (this.#renewal !== undefined && !this.#renewIfDrained(now)) {
+      this.#blocked = true;
+      return undefined;
+    }
     if (this.#send.isFull) {
       this.#blocked = true;
       return undefined;
     }
     const body = encodeMessage(message);
+    if (this.#sealer !== undefined) {
+      // Throws MCCACHE_ERR_MESSAGE_TOO_LARGE (nothing sent) before any renewal starts.
+      const n = planFragments(body.length, this.#o.packetMtu, { encrypted: true }).numFrags;
+      if (this.#sealer.remaining - n < this.#o.renewNonceMargin) {
+        this.#beginRenewal(now, 'nonce');
+        if (!this.#renewIfDrained(now)) {
+          this.#blocked = true;
+          return undefined;
+        }
+      }
+    }
     const seq = this.#send.nextSeq();
-    const datagrams = fragmentMessage(message.op, body, { senderId: this.nodeId, msgSeq: seq, mtu: this.#o.packetMtu, ...this.#sealing });
+    const datagrams = fragmentMessage(message.op, body, { senderId: this.#nodeId, msgSeq: seq, mtu: this.#o.packetMtu, ...this.#sealing });
     this.#send.add(now, seq, datagrams);
     for (const d of datagrams) this.#emit(d);
     this.#stats.messagesSent++;
@@ -306,9 +448,9 @@ export class ReliableCore {
     return seq;
   }
 
-  /** Can `send` take a message now? */
+  /** Can `send` take a message now? (Not while a renewal drains the send window.) */
   get writable(): boolean {
-    return this.#state === 'open' && !this.#send.isFull;
+    return this.#state === 'open' && !this.#send.isFull && this.#renewal === undefined;
   }
 
   /** Largest message body `send` accepts at this MTU: 255 x (mtu - 28), or 255 x (mtu - 56) sealed. */
@@ -328,7 +470,7 @@ export class ReliableCore {
    */
   sendUnsequenced(now: number, message: Message, to?: NodeId): void {
     this.#assertOpen('sendUnsequenced');
-    void now;
+    this.#now = now;
     let dest: NodeId | undefined;
     if (this.#unicast) dest = to ?? (message.op === 'sync_request' && message.target !== 0n ? message.target : undefined);
     this.#unsequenced(message, dest);
@@ -346,6 +488,7 @@ export class ReliableCore {
 
   /** Announces an orderly exit (LEAVE) and stops. Further input is ignored. */
   close(now: number): void {
+    this.#now = now;
     if (this.#state !== 'open') {
       this.#state = 'closed';
       return;
@@ -353,8 +496,8 @@ export class ReliableCore {
     // A last ACK lets senders free what we received; LEAVE goes twice because a lost LEAVE
     // costs every peer a failure timeout of held-back buffers.
     if (this.#members.size > 0) this.#ack(now);
-    this.#unsequenced({ op: 'leave', reason: 'shutdown' });
-    this.#unsequenced({ op: 'leave', reason: 'shutdown' });
+    if (this.#retiring !== undefined) this.#retire();
+    this.#leave();
     this.#state = 'closed';
   }
 
@@ -365,6 +508,15 @@ export class ReliableCore {
   /** Feeds one received datagram. Never throws for a peer's bytes. */
   handleDatagram(now: number, bytes: Uint8Array): void {
     if (this.#state !== 'open') return;
+    this.#now = now;
+    this.#receive(now, bytes);
+    // An ACK or a member's departure may have drained the window a renewal waits for, or told
+    // the last member of our new id.
+    if (this.#renewal !== undefined) this.#renewIfDrained(now);
+    if (this.#retiring !== undefined && this.#retiring.waiting.size === 0) this.#retire();
+  }
+
+  #receive(now: number, bytes: Uint8Array): void {
     this.#stats.datagramsIn++;
     this.#stats.bytesIn += bytes.length;
     // Cheap first look: foreign traffic (McCache-for-Python's 0xF9, anything else) is dropped
@@ -386,7 +538,8 @@ export class ReliableCore {
       return;
     }
     const h = packet.header;
-    if (h.senderId === this.nodeId) return; // our own datagram looped back
+    // Our own datagram looped back, also one sent under a former id (theory of operation).
+    if (h.senderId === this.#nodeId || (this.#formerIds.length > 0 && this.#formerIds.includes(h.senderId))) return;
     let replay: ReplayWindow | undefined;
     let counter = 0;
     let repeat = false;
@@ -468,8 +621,10 @@ export class ReliableCore {
       switch (m.op) {
         case 'join':
           w.start(h.msgSeq + 1, steps);
-          // Let the newcomer learn our window start and high-water mark soon.
+          // Let the newcomer learn our window start and high-water mark soon, and our ACK
+          // digest, which names it: a renewed member waits for that before its old id leaves.
           this.#nextHeartbeatAt = Math.min(this.#nextHeartbeatAt, now + this.#o.nakDelay * this.#rng());
+          this.#ackDirty = true;
           break;
         case 'heartbeat':
           if (!w.initialized) w.start(m.lowSeq, steps);
@@ -483,7 +638,9 @@ export class ReliableCore {
           break;
         case 'ack':
           for (const e of m.entries) {
-            if (e.senderId === this.nodeId && this.#send.ack(h.senderId, e.deliveredSeq, this.#members.keys())) this.#maybeWritable();
+            if (e.senderId !== this.#nodeId) continue;
+            this.#retiring?.waiting.delete(h.senderId); // it knows our new id
+            if (this.#send.ack(h.senderId, e.deliveredSeq, this.#members.keys())) this.#maybeWritable();
           }
           break;
         default:
@@ -496,6 +653,7 @@ export class ReliableCore {
   /** Runs timers: heartbeats, ACKs, NAKs, failure detection, reassembly expiry. */
   handleTimeout(now: number): void {
     if (this.#state !== 'open') return;
+    this.#now = now;
     if (now >= this.#nextHeartbeatAt) {
       this.#unsequenced({ op: 'heartbeat', heartbeatInterval: this.#o.heartbeatInterval, numMembers: this.#members.size + 1, lowSeq: this.#send.low });
       this.#stats.heartbeatsSent++;
@@ -516,6 +674,11 @@ export class ReliableCore {
     const ackDue = this.#ackDirty ? Math.max(this.#nextAckAt, this.#lastAckAt + this.#o.ackInterval)
       : this.#lastAckAt + this.#o.heartbeatInterval;
     if (now >= ackDue && this.#members.size > 0) this.#ack(now);
+    if (this.#renewal === undefined && this.#sealer !== undefined && this.#sealer.remaining < this.#o.renewNonceMargin) {
+      this.#beginRenewal(now, 'nonce');
+    }
+    if (this.#renewal !== undefined) this.#renewIfDrained(now);
+    if (this.#retiring !== undefined && (now >= this.#retiring.deadlineAt || this.#retiring.waiting.size === 0)) this.#retire();
   }
 
   /** The next instant handleTimeout must run, or undefined when closed. */
@@ -530,6 +693,8 @@ export class ReliableCore {
     }
     const r = this.#reasm.pollTimeout();
     if (r !== undefined) t = Math.min(t, r);
+    if (this.#renewal !== undefined) t = Math.min(t, this.#renewal.deadlineAt);
+    if (this.#retiring !== undefined) t = Math.min(t, this.#retiring.deadlineAt);
     return t;
   }
 
@@ -551,6 +716,11 @@ export class ReliableCore {
     };
   }
 
+  /** Is a renewal of the sending identity waiting for the send window to drain? */
+  get renewing(): boolean {
+    return this.#renewal !== undefined;
+  }
+
   // -------------------------------------------------------------------------------------------
 
   #assertOpen(what: string): void {
@@ -564,8 +734,107 @@ export class ReliableCore {
   }
 
   #unsequenced(message: Message, to?: NodeId): void {
-    const [d] = fragmentMessage(message.op, encodeMessage(message), { senderId: this.nodeId, msgSeq: this.#send.highest, mtu: this.#o.packetMtu, ...this.#sealing });
-    this.#emit(d!, to);
+    // The sealer keeps LEAVE_COPIES counts for this identity's LEAVEs; a datagram that would
+    // take them renews first (theory of operation) and goes out under the new identity.
+    if (this.#sealer !== undefined && !this.#leaving && this.#sealer.remaining <= LEAVE_COPIES) {
+      this.#renew(this.#now, 'nonce');
+    }
+    this.#emit(this.#datagram(message, this.#nodeId, this.#send.highest, this.#sealing), to);
+  }
+
+  /** One unsequenced datagram from `senderId`, whose high-water mark is `highest`. */
+  #datagram(message: Message, senderId: NodeId, highest: number, sealing: { sealer?: Sealer }): Uint8Array {
+    return fragmentMessage(message.op, encodeMessage(message), { senderId, msgSeq: highest, mtu: this.#o.packetMtu, ...sealing })[0]!;
+  }
+
+  #announce(): void {
+    this.#unsequenced({ op: 'join', heartbeatInterval: this.#o.heartbeatInterval, packetMtu: this.#o.packetMtu, pid: this.#pid, host: this.#host });
+    this.#announced = true;
+  }
+
+  /** LEAVE, LEAVE_COPIES times, with the counts the sealer kept for them. */
+  #leave(): void {
+    this.#leaving = true;
+    try {
+      for (let i = 0; i < LEAVE_COPIES; i++) {
+        if (this.#sealer === undefined || this.#sealer.remaining > 0) this.#unsequenced({ op: 'leave', reason: 'shutdown' });
+      }
+    } finally {
+      this.#leaving = false;
+    }
+  }
+
+  #beginRenewal(now: number, reason: RenewReason): void {
+    this.#renewal = { reason, deadlineAt: now + this.#o.renewTimeout };
+  }
+
+  /** Renews now if the send window is empty or the renewal timed out; true when it did. */
+  #renewIfDrained(now: number): boolean {
+    const r = this.#renewal!;
+    if (this.#send.size > 0 && now < r.deadlineAt) return false;
+    this.#renew(now, r.reason);
+    return true;
+  }
+
+  /** The switch to a new sending identity (theory of operation, "Identity renewal"). */
+  #renew(now: number, reason: RenewReason): void {
+    const oldId = this.#nodeId;
+    const newId = this.#drawNodeId(); // first: a renewNodeId that throws leaves everything as it was
+    if (this.#retiring !== undefined) this.#retire();
+    if (this.#announced) {
+      this.#retiring = {
+        id: oldId, sealing: this.#sealing, highest: this.#send.highest, waiting: new Set(this.#members.keys()),
+        deadlineAt: now + this.#o.failureTimeout / 2,
+      };
+    }
+    this.#formerIds.push(oldId);
+    if (this.#formerIds.length > MAX_FORMER_IDS) this.#formerIds.shift();
+    this.#nodeId = newId;
+    if (this.#sealer !== undefined) {
+      this.#sealer = this.#sealer.renewed();
+      this.#sealing = { sealer: this.#sealer };
+    }
+    this.#send = new SendWindow(this.#o.maxUnackedMessages, this.#o.maxUnackedBytes);
+    this.#renewal = undefined;
+    this.#stats.renewals++;
+    this.#announce();
+    // Peers' send windows now wait for the new id's acknowledgements: an ACK digest at the next
+    // timeout; a heartbeat soon carries our low_seq in case the JOIN is lost.
+    this.#ackDirty = true;
+    this.#nextAckAt = now;
+    this.#nextHeartbeatAt = Math.min(this.#nextHeartbeatAt, now + this.#o.tailProbeDelay);
+    this.#events.push({ type: 'renewed', oldId, newId: this.#nodeId, reason });
+    this.#blocked = false;
+    this.#events.push({ type: 'writable' });
+    if (this.#retiring?.waiting.size === 0) this.#retire(); // nobody to tell first
+  }
+
+  /** The retiring identity's LEAVEs, sealed with its own sealer's last counts. */
+  #retire(): void {
+    const r = this.#retiring!;
+    this.#retiring = undefined;
+    for (let i = 0; i < LEAVE_COPIES; i++) {
+      if (r.sealing.sealer === undefined || r.sealing.sealer.remaining > 0) {
+        this.#emit(this.#datagram({ op: 'leave', reason: 'shutdown' }, r.id, r.highest, r.sealing));
+      }
+    }
+  }
+
+  /** A node id for a renewed identity: non-zero and not one this node or a peer used. */
+  #drawNodeId(): NodeId {
+    const taken = (id: NodeId): boolean => id === this.#nodeId || this.#formerIds.includes(id) || this.#members.has(id) || this.#departed.has(id);
+    if (this.#renewNodeId !== undefined) {
+      const id = this.#renewNodeId();
+      if (typeof id !== 'bigint' || id <= 0n || id >= 1n << 64n || taken(id)) {
+        throw new McCacheError(ErrorCode.INVALID_OPTION, `renewNodeId: must return an unused bigint in 1..2^64-1, got ${String(id)}`);
+      }
+      return id;
+    }
+    let id = (BigInt(Math.floor(this.#rng() * 2 ** 32)) << 32n) | BigInt(Math.floor(this.#rng() * 2 ** 32));
+    // A degenerate rng (a constant, in a test) must still give a new id: step an LCG (Knuth's
+    // MMIX constants) until it does.
+    while (id === 0n || taken(id)) id = (id * 6364136223846793005n + 1442695040888963407n) & 0xffffffffffffffffn;
+    return id;
   }
 
   #drop(reason: string): void {
@@ -592,6 +861,7 @@ export class ReliableCore {
     const m = this.#members.get(id);
     if (!m) return;
     this.#members.delete(id);
+    this.#retiring?.waiting.delete(id);
     m.window.nakDueAt = undefined;
     this.#departed.set(id, { at: now, window: m.window, left: reason === 'leave', replay: m.replay });
     while (this.#departed.size > this.#o.maxDeparted) this.#departed.delete(this.#departed.keys().next().value!);
@@ -675,7 +945,7 @@ export class ReliableCore {
   }
 
   #onNak(now: number, from: NodeId, m: Extract<Message, { op: 'nak' }>): void {
-    if (m.target !== this.nodeId) {
+    if (m.target !== this.#nodeId) {
       // Another receiver asked that sender; its retransmission is multicast and will reach us too.
       const other = this.#members.get(m.target)?.window;
       if (other && other.nakDueAt !== undefined) {
@@ -753,7 +1023,8 @@ export class ReliableCore {
   }
 
   #maybeWritable(): void {
-    if (this.#blocked && this.#send.hasRoom) {
+    // While a renewal drains, room is no use: the switch itself announces 'writable'.
+    if (this.#blocked && this.#send.hasRoom && this.#renewal === undefined) {
       this.#blocked = false;
       this.#events.push({ type: 'writable' });
     }

@@ -1,8 +1,9 @@
 /**
  * Theory of operation
  * -------------------
- * The send window numbers this node's sequenced messages (1, 2, ...) and keeps the encoded
- * datagrams of every message that some live member may still ask for. A message is *stable*
+ * The send window numbers this node's sequenced messages (1, 2, ...; one window per sending
+ * identity, reliable-core.ts "Identity renewal") and keeps the encoded datagrams of every
+ * message that some live member may still ask for. A message is *stable*
  * once every current member's ACK digest says it delivered it (DESIGN.md §4, JGroups'
  * STABLE): stable messages are dropped. With no members, everything is stable at once.
  *
@@ -30,13 +31,16 @@ export class SendWindow {
   readonly #buffer = new Map<number, SentMessage>();
   /** Highest seq each member acknowledged (delivered without gap). */
   readonly #acked = new Map<NodeId, number>();
-  #nextSeq = 1;
-  #low = 1;
+  #nextSeq: number;
+  #low: number;
   #bytes = 0;
 
-  constructor(maxMessages: number, maxBytes: number) {
+  /** `firstSeq`: the first number to assign (1 for a fresh sender; higher only in tests). */
+  constructor(maxMessages: number, maxBytes: number, firstSeq = 1) {
     this.#maxMessages = maxMessages;
     this.#maxBytes = maxBytes;
+    this.#nextSeq = firstSeq;
+    this.#low = firstSeq;
   }
 
   /** Highest sequence number assigned so far (0 before the first message). */

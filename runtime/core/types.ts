@@ -29,4 +29,13 @@ export type CoreEvent =
    */
   | { type: 'gap'; from: NodeId; first: number; last: number }
   /** The send window has room again after `send` returned undefined. */
-  | { type: 'writable' };
+  | { type: 'writable' }
+  /**
+   * This node now sends as `newId` (reliable-core.ts, "Identity renewal"): `newId` said JOIN;
+   * `oldId` says LEAVE once the members know `newId`. `reason`: its sequence numbers or its
+   * sealer's nonce counts ran low. A 'writable' follows.
+   */
+  | { type: 'renewed'; oldId: NodeId; newId: NodeId; reason: RenewReason };
+
+/** Why a sending identity was renewed: the u4 `msg_seq` or the sealer's u4 nonce count ran low. */
+export type RenewReason = 'sequence' | 'nonce';

@@ -10,11 +10,16 @@
  * `run(until)` advances virtual time from event to event (a delivery, a core's timeout, or a
  * scheduled action), so a minute of protocol time costs milliseconds and a failing seed replays
  * exactly. No sockets, timers or sleeps.
+ *
+ * A core may renew its node id (reliable-core.ts, "Identity renewal"): the network notices the
+ * change when it next pumps that core and files it under the new id from then on (a partition
+ * side too), so `node`, `poke` and `crash` take the current id.
  */
 import type { CoreEvent, NodeId, Transmit } from '../core/types';
 
 /** The part of a core the network drives (ReliableCore implements it). */
 export interface SimCore {
+  /** May change between inputs (a renewed identity); the network follows it. */
   readonly nodeId: NodeId;
   start(now: number): void;
   handleDatagram(now: number, bytes: Uint8Array): void;
@@ -55,7 +60,8 @@ export function seededRng(seed: number): () => number {
 interface Pending {
   at: number;
   order: number;
-  to: NodeId;
+  /** The node itself, not its id: a datagram in flight reaches a node that renewed its id. */
+  to: SimCore;
   bytes: Uint8Array;
 }
 
@@ -78,6 +84,8 @@ export class SimNetwork {
   readonly #rng: () => number;
   readonly #f: Required<SimFaults>;
   readonly #nodes = new Map<NodeId, SimCore>();
+  /** The id each node is filed under in #nodes, to notice a renewal. */
+  readonly #filedAs = new Map<SimCore, NodeId>();
   readonly #queue: Pending[] = [];
   readonly #actions: Action[] = [];
   #order = 0;
@@ -109,12 +117,15 @@ export class SimNetwork {
   /** Adds a node and starts it now. */
   add(core: SimCore): void {
     this.#nodes.set(core.nodeId, core);
+    this.#filedAs.set(core, core.nodeId);
     core.start(this.now);
     this.#pump(core);
   }
 
   /** Removes a node at once, without a goodbye; its in-flight datagrams still arrive elsewhere. */
   crash(id: NodeId): void {
+    const core = this.#nodes.get(id);
+    if (core) this.#filedAs.delete(core);
     this.#nodes.delete(id);
   }
 
@@ -165,7 +176,7 @@ export class SimNetwork {
         popMin(this.#actions)!.run();
       } else if (tNet <= tNode) {
         const p = popMin(this.#queue)!;
-        const n = this.#nodes.get(p.to);
+        const n = this.#filedAs.has(p.to) ? p.to : undefined; // undefined: crashed meanwhile
         if (n) {
           this.stats.delivered++;
           n.handleDatagram(this.now, p.bytes);
@@ -186,15 +197,26 @@ export class SimNetwork {
     }
   }
 
+  /** Files a core whose id changed (a renewal) under its new id. */
+  #refile(n: SimCore): void {
+    const was = this.#filedAs.get(n);
+    if (was === undefined || was === n.nodeId) return;
+    this.#nodes.delete(was);
+    this.#nodes.set(n.nodeId, n);
+    this.#filedAs.set(n, n.nodeId);
+    if (this.#side?.delete(was)) this.#side.add(n.nodeId);
+  }
+
   #spins = 0;
   #lastTimeoutAt = -1;
   #lastTimeoutNode: SimCore | undefined;
 
   #pump(n: SimCore): void {
+    this.#refile(n);
     for (let t = n.pollTransmit(); t !== undefined; t = n.pollTransmit()) {
       this.stats.transmitted++;
       this.onTransmit(n.nodeId, t.bytes, this.now);
-      for (const to of this.#nodes.keys()) {
+      for (const [to, node] of this.#nodes) {
         if (to === n.nodeId || (t.to !== undefined && t.to !== to)) continue;
         if (this.#side && this.#side.has(to) !== this.#side.has(n.nodeId)) {
           this.stats.cut++;
@@ -209,7 +231,7 @@ export class SimNetwork {
         for (let i = 0; i < copies; i++) {
           let delay = this.#f.minDelay + this.#rng() * (this.#f.maxDelay - this.#f.minDelay);
           if (this.#rng() < this.#f.reorder) delay += this.#rng() * 10 * this.#f.maxDelay;
-          insert(this.#queue, { at: this.now + delay, order: this.#order++, to, bytes: t.bytes });
+          insert(this.#queue, { at: this.now + delay, order: this.#order++, to: node, bytes: t.bytes });
         }
       }
     }

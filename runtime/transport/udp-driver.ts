@@ -17,8 +17,14 @@
  * a Sealer (drawn here, once per process start) and seals and opens every datagram
  * (spec/README.md "Encryption").
  *
- * Events: 'deliver', 'receive', 'member-up', 'member-down', 'gap', 'writable' (each with the
- * core's event object, runtime/core/types.ts), and 'close'. A peer's bytes never cause an
+ * Identity renewal (reliable-core.ts): before its sequence numbers or its sealer's nonce counts
+ * run out, the core switches to a new node id and a renewed sealer. The driver supplies the new
+ * id (`renewNodeId`: randomNodeId, the generator of process start), follows it on 'renewed' for
+ * the loopback check, and `nodeId` reads the current id. The socket and the peers' addresses
+ * stay as they are; the core drops what still loops back under a former id.
+ *
+ * Events: 'deliver', 'receive', 'member-up', 'member-down', 'gap', 'writable', 'renewed' (each
+ * with the core's event object, runtime/core/types.ts), and 'close'. A peer's bytes never cause an
  * 'error' event: the core drops and counts what it cannot use. Socket errors are counted too
  * (stats()); a failed send loses nothing for good, because the core keeps every sequenced
  * datagram until it is acknowledged and receivers NAK the hole (DESIGN.md §4).
@@ -74,7 +80,7 @@ export interface UdpDriverOptions extends TransportOptionsInput {
   core?: ReliableCore;
   /**
    * Options for the core built here; `nodeId` defaults to 64 random bits, `rng` to Math.random,
-   * `unicast` to whether `peers` are configured.
+   * `renewNodeId` to randomNodeId, `unicast` to whether `peers` are configured.
    */
   coreOptions?: Partial<ReliableCoreOptions>;
   /**
@@ -146,8 +152,9 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
   readonly #rng: Rng;
   readonly #flushTimeout: number;
   readonly #tantrum: number;
-  readonly #idHi: number;
-  readonly #idLo: number;
+  /** The core's current id in two halves, for the loopback check (updated on 'renewed'). */
+  #idHi: number;
+  #idLo: number;
   #socket: Socket | undefined;
   #state: 'new' | 'starting' | 'open' | 'closing' | 'closed' = 'new';
   #timer: NodeJS.Timeout | undefined;
@@ -190,6 +197,7 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     this.core = core ?? new ReliableCore({
       host: hostname(), pid: process.pid, unicast: this.#unicast, ...coreOptions,
       nodeId: coreOptions?.nodeId ?? randomNodeId(), rng: coreOptions?.rng ?? Math.random,
+      renewNodeId: coreOptions?.renewNodeId ?? randomNodeId,
       // One sealer per core: it draws its random nonce id here, at process start.
       ...(cryptoKey !== undefined && { sealer: new Sealer({ id: 1, key: cryptoKey }) }),
     });
@@ -197,6 +205,7 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     this.#idLo = Number(this.core.nodeId & 0xffffffffn);
   }
 
+  /** The core's current node id (a renewal changes it). */
   get nodeId(): NodeId {
     return this.core.nodeId;
   }
@@ -461,6 +470,10 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
     }
     this.#arm();
     for (let e = core.pollEvent(); e !== undefined; e = core.pollEvent()) {
+      if (e.type === 'renewed') {
+        this.#idHi = Number(e.newId >> 32n);
+        this.#idLo = Number(e.newId & 0xffffffffn);
+      }
       (this.emit as (type: string, event: CoreEvent) => boolean)(e.type, e);
     }
   }
