@@ -5,6 +5,7 @@
  * a baseline in the same run, ratios; never asserts, never gates CI).
  *
  *   node bench/run.mjs replication     or   TS_NODE_TRANSPILE_ONLY=1 node -r ts-node/register bench/replication.bench.ts
+ *   (BENCH_LATENCY_ONLY=1: the latency phases only, no sweep, no flat-out phase)
  *
  * Three processes, each one McCache node from `getCache` (settings from MCCACHE_* variables:
  * MCCACHE_MULTICAST_HOPS=0, i.e. interface 127.0.0.1, TTL 0, and a random 239.255.x.y group
@@ -22,7 +23,17 @@
  *    and the heap growth (garbage collection) that comes with it.
  *    The raw baseline sends 64-byte datagrams (seq, sentAt) the same
  *    way on the same group, port + 1, to the same two readers, with the same 4 MiB receive
- *    buffer the McCache driver asks for.
+ *    buffer the McCache driver asks for. The third, "raw batched + Map.set", is the floor for a
+ *    replicator that batches as McCache does: the puts of one turn go out as one datagram of
+ *    12-byte (seq, sentAt) records (sent from a microtask, as McCache's flush), and each reader
+ *    Map.sets them.
+ *  - Growth and steady state: the phases above write ever-new keys, so every store grows for
+ *    the whole phase (hash tables rehash, the heap and its collections grow). A cache usually
+ *    runs at its working size: the "steady" phases first fill STEADY_KEYS keys (McCache: written
+ *    by the writer and replicated, before the clock starts; raw: each reader's Map), then put
+ *    over them round robin, so every put updates an entry. A reader tells the puts of a key
+ *    apart by counting them (put n of key k is seq n x STEADY_KEYS + k + 1), so delivery is
+ *    still checked put by put.
  *  - Delivery: distinct keys seen by the worse reader / puts. Drain: from the writer's last
  *    put until both readers hold every put (McCache waits up to DRAIN_DEADLINE_MS; the raw path
  *    has no repair and stops after 300 ms of silence).
@@ -44,6 +55,8 @@ import { abortAfter, Cluster, fmt, hostBusyMs, hostLocalEnv, pace, quantiles, ra
 
 const NODES = 3;
 const LAT_RATES = [1_000, 5_000, 20_000];
+/** Keys of the steady-state phases (filled before the clock starts, then updated round robin). */
+const STEADY_KEYS = 20_000;
 const LAT_SECONDS = 3;
 const SWEEP_RATES = [30_000, 50_000, 80_000, 120_000, 160_000];
 const SWEEP_SECONDS = 2;
@@ -54,7 +67,9 @@ const DRAIN_DEADLINE_MS = 4_000;
 const SUSTAINED_DRAIN_MS = 100;
 const RAW_QUIET_MS = 300;
 const RAW_SIZE = 64;
-const DEADLINE_MS = 120_000;
+/** Records of a raw batched datagram at most (1 + 12 x 100 bytes, below one 1472-byte MTU). */
+const RAW_BATCH_MAX = 100;
+const DEADLINE_MS = 240_000;
 /** Phases are skipped once less than this is left of DEADLINE_MS. */
 const RESERVE_MS = 12_000;
 /** A phase during which the rest of the host used more than this % of a core is marked "!". */
@@ -63,8 +78,13 @@ const CACHE_OPTIONS = { max: 1_000_000, maxSize: 1 << 30, ttl: 0, callbackWindow
 
 interface PhaseSpec {
   id: number;
-  /** rawstore: raw datagrams that each reader also stores in a Map (what any in-process cache must at least do). */
-  kind: 'raw' | 'rawstore' | 'mccache';
+  /**
+   * rawstore: raw datagrams that each reader also stores in a Map (what any in-process cache
+   * must at least do); rawbatch: the puts of a turn in one datagram, stored in a Map.
+   */
+  kind: 'raw' | 'rawstore' | 'rawbatch' | 'mccache';
+  /** 0: a new key per put; else the steady state over this many keys, filled first. */
+  keys: number;
   /** puts/s; 0 = flat out */
   rate: number;
   seconds: number;
@@ -119,18 +139,35 @@ async function child(): Promise<void> {
   let t0 = wallNow();
   let c0 = transportCounters();
 
+  /** Steady state: puts seen per key (put n of key k is seq n x keys + k + 1). */
+  let rounds = new Uint32Array(0);
   const onRemoteSet = (info: Record<string, unknown>): void => {
     const key = info['key'] as string;
     const v = cache!.peek(key);
-    if (typeof v === 'number') got.arrive(Number(key), v);
+    if (typeof v !== 'number' || v < 0) return; // v < 0: the steady phases' fill
+    if (spec!.keys === 0) {
+      got.arrive(Number(key), v);
+    } else {
+      const k = Number(key.slice(1));
+      got.arrive(rounds[k]!++ * spec!.keys + k + 1, v);
+    }
   };
   raw.on('message', (b) => {
-    if ((spec?.kind === 'raw' || spec?.kind === 'rawstore') && b.length >= 13 && b[0] === (spec.id & 0xff)) {
-      const seq = b.readUInt32BE(1);
-      const sentAt = b.readDoubleBE(5);
-      if (spec.kind === 'rawstore') store.set(String(seq), sentAt);
-      got.arrive(seq, sentAt);
+    if (!spec || spec.kind === 'mccache' || b.length < 13 || b[0] !== (spec.id & 0xff)) return;
+    if (spec.kind === 'rawbatch') {
+      const keys = spec.keys;
+      for (let o = 1; o + 12 <= b.length; o += 12) {
+        const seq = b.readUInt32BE(o);
+        const sentAt = b.readDoubleBE(o + 4);
+        store.set(String(keys > 0 ? (seq - 1) % keys : seq), sentAt);
+        got.arrive(seq, sentAt);
+      }
+      return;
     }
+    const seq = b.readUInt32BE(1);
+    const sentAt = b.readDoubleBE(5);
+    if (spec.kind === 'rawstore') store.set(String(seq), sentAt);
+    got.arrive(seq, sentAt);
   });
 
   const counters = (): Counters => {
@@ -144,18 +181,47 @@ async function child(): Promise<void> {
   };
 
   const write = async (s: PhaseSpec): Promise<WriterReport> => {
-    const put = s.kind !== 'mccache'
+    // rawbatch: records gathered during the turn, sent as one datagram from a microtask.
+    let batch: Buffer | undefined;
+    let inBatch = 0;
+    const sendBatch = (): void => {
+      if (batch === undefined) return; // sent already (it was full)
+      raw.send(batch.subarray(0, 1 + 12 * inBatch), rawPort, rawGroup);
+      batch = undefined;
+      inBatch = 0;
+    };
+    const put = s.kind === 'rawbatch'
       ? (seq: number): void => {
-        // A fresh buffer each time: dgram may send after send() returns, from this memory.
-        const buf = Buffer.alloc(RAW_SIZE);
-        buf[0] = s.id & 0xff;
-        buf.writeUInt32BE(seq, 1);
-        buf.writeDoubleBE(wallNow(), 5);
-        raw.send(buf, rawPort, rawGroup);
+        if (batch === undefined) {
+          // A fresh buffer per datagram: dgram may send after send() returns, from this memory.
+          batch = Buffer.alloc(1 + 12 * RAW_BATCH_MAX);
+          batch[0] = s.id & 0xff;
+          queueMicrotask(sendBatch);
+        } else if (inBatch === RAW_BATCH_MAX) {
+          sendBatch();
+          put(seq);
+          return;
+        }
+        batch.writeUInt32BE(seq, 1 + 12 * inBatch);
+        batch.writeDoubleBE(wallNow(), 5 + 12 * inBatch);
+        inBatch++;
       }
-      : (seq: number): void => {
-        cache!.set(String(seq), wallNow());
-      };
+      : s.kind !== 'mccache'
+        ? (seq: number): void => {
+          // A fresh buffer each time: dgram may send after send() returns, from this memory.
+          const buf = Buffer.alloc(RAW_SIZE);
+          buf[0] = s.id & 0xff;
+          buf.writeUInt32BE(seq, 1);
+          buf.writeDoubleBE(wallNow(), 5);
+          raw.send(buf, rawPort, rawGroup);
+        }
+        : s.keys > 0
+          ? (seq: number): void => {
+            cache!.set(`k${(seq - 1) % s.keys}`, wallNow());
+          }
+          : (seq: number): void => {
+            cache!.set(String(seq), wallNow());
+          };
     const total = totalPuts(s);
     const p = await pace({ rate: s.rate, total, forMs: s.seconds * 1000, burst: FLAT_BURST, put });
     return { sent: p.sent, firstAt: p.firstAt, lastAt: p.lastAt, putUs: p.sent ? (p.inPutMs * 1000) / p.sent : NaN };
@@ -168,8 +234,24 @@ async function child(): Promise<void> {
       cache = spec.kind === 'mccache' ? getCache<number>(`phase-${spec.id}`, CACHE_OPTIONS) : undefined;
       if (cache && index !== 0) cache.on('remote-set', onRemoteSet);
       got.reset(index === 0 ? 0 : totalPuts(spec));
+      rounds = new Uint32Array(spec.keys);
       store = new Map();
       await sleep(50); // let the peers' caches exist before anything arrives
+      if (spec.keys > 0) {
+        // The steady state: every key there before the clock starts (replicated, for McCache).
+        if (spec.kind !== 'mccache') {
+          if (index !== 0) for (let k = 0; k < spec.keys; k++) store.set(String(k), -1);
+        } else if (index === 0) {
+          for (let k = 0; k < spec.keys; k++) {
+            cache!.set(`k${k}`, -1);
+            if (k % 1000 === 999) await sleep(1);
+          }
+        } else {
+          const until = Date.now() + 20_000;
+          while (cache!.size < spec.keys && Date.now() < until) await sleep(5);
+        }
+        await sleep(300); // let the fill's acknowledgements and collections settle
+      }
       toParent({ type: 'armed', index });
     },
     go: async () => {
@@ -245,8 +327,8 @@ async function main(): Promise<void> {
 
   let id = 0;
   const left = (): number => DEADLINE_MS - (Date.now() - started);
-  const phase = async (kind: PhaseSpec['kind'], rate: number, seconds: number, maxPuts = Math.max(1, Math.round(rate * seconds))): Promise<Result> => {
-    const spec: PhaseSpec = { id: ++id, kind, rate, seconds, maxPuts };
+  const phase = async (kind: PhaseSpec['kind'], rate: number, seconds: number, maxPuts = Math.max(1, Math.round(rate * seconds)), keys = 0): Promise<Result> => {
+    const spec: PhaseSpec = { id: ++id, kind, rate, seconds, maxPuts, keys };
     await cluster.arm(spec);
     const busy0 = hostBusyMs();
     const cpu0 = process.cpuUsage();
@@ -260,18 +342,23 @@ async function main(): Promise<void> {
     return { spec, w, readers, counters, othersPct };
   };
 
-  // 1. Latency at paced rates, raw then McCache at each rate.
-  const latency: Array<{ rate: number; raw: Result; rawstore: Result; mc: Result }> = [];
+  // 1. Latency at paced rates, raw then McCache at each rate: growth (a new key per put), then
+  // the steady state over STEADY_KEYS filled keys.
+  const latency: Array<{ rate: number; raw: Result; rawstore: Result; rawbatch: Result; mc: Result; steadyRaw?: Result; steadyMc?: Result }> = [];
   for (const rate of LAT_RATES) {
-    if (left() < RESERVE_MS + 3 * (LAT_SECONDS * 1000 + 1500)) break;
+    if (left() < RESERVE_MS + 6 * (LAT_SECONDS * 1000 + 1500)) break;
     const raw = await phase('raw', rate, LAT_SECONDS);
     const rawstore = await phase('rawstore', rate, LAT_SECONDS);
+    const rawbatch = await phase('rawbatch', rate, LAT_SECONDS);
     const mc = await phase('mccache', rate, LAT_SECONDS);
-    latency.push({ rate, raw, rawstore, mc });
+    const steadyRaw = await phase('rawbatch', rate, LAT_SECONDS, undefined, STEADY_KEYS);
+    const steadyMc = await phase('mccache', rate, LAT_SECONDS, undefined, STEADY_KEYS);
+    latency.push({ rate, raw, rawstore, rawbatch, mc, steadyRaw, steadyMc });
   }
   // 2. Sustained: paced sweep, raw then McCache at each step; stop at McCache's first failure.
   const sweep: Array<{ rate: number; raw: Result; mc: Result; pass: boolean }> = [];
-  for (const rate of SWEEP_RATES) {
+  const latencyOnly = process.env['BENCH_LATENCY_ONLY'] === '1';
+  for (const rate of latencyOnly ? [] : SWEEP_RATES) {
     if (left() < RESERVE_MS + 2 * (SWEEP_SECONDS * 1000 + 1500)) break;
     const raw = await phase('raw', rate, SWEEP_SECONDS);
     const mc = await phase('mccache', rate, SWEEP_SECONDS);
@@ -282,7 +369,7 @@ async function main(): Promise<void> {
   }
   // 3. Flat out.
   let flat: Result | undefined;
-  if (left() > FLAT_SECONDS * 1000 + DRAIN_DEADLINE_MS + 3000) flat = await phase('mccache', 0, FLAT_SECONDS, FLAT_MAX);
+  if (!latencyOnly && left() > FLAT_SECONDS * 1000 + DRAIN_DEADLINE_MS + 3000) flat = await phase('mccache', 0, FLAT_SECONDS, FLAT_MAX);
   await cluster.close();
 
   // Tables
@@ -293,25 +380,31 @@ async function main(): Promise<void> {
   const lat = (q: Quantiles): string => `${us(q.p50)} / ${us(q.p99)} / ${us(q.p999)} / ${us(q.max)}`;
 
   console.log('');
-  console.log(`## put-to-visible latency, µs (worst reader): paced, ${LAT_SECONDS} s per rate; raw = 64-byte datagrams, same processes, same pacing`);
+  console.log(`## put-to-visible latency, µs (worst reader): paced, ${LAT_SECONDS} s per rate; raw = 64-byte datagrams, same processes, same pacing; growth = a new key per put, steady = ${fmt(STEADY_KEYS)} keys filled first, then updated`);
   console.log('| puts/s | path | achieved/s | delivery | p50 / p99 / p99.9 / max | drain | put call µs | CPU % writer / readers (rest of host) | retransmits / NAKs |');
   console.log('|---:|---|---:|---:|---|---:|---:|---|---|');
-  for (const { rate, raw, rawstore, mc } of latency) {
-    for (const [name, r] of [['raw node:dgram', raw], ['raw + Map.set', rawstore], ['McCache', mc]] as const) {
+  for (const { rate, raw, rawstore, rawbatch, mc, steadyRaw, steadyMc } of latency) {
+    const rows: Array<[string, Result | undefined]> = [['raw node:dgram', raw], ['raw + Map.set, growth', rawstore], ['raw batched + Map.set, growth', rawbatch],
+      ['McCache, growth', mc], ['raw batched + Map.set, steady', steadyRaw], ['McCache, steady', steadyMc]];
+    for (const [name, r] of rows) {
+      if (!r) continue;
       const s = summary(r);
       const rn = r.spec.kind !== 'mccache' ? '-' : `${fmt(r.counters[0]!.retransmits)} / ${fmt(r.counters.slice(1).reduce((n, c) => n + c.naksSent, 0))}`;
       console.log(`| ${fmt(rate)} | ${name} | ${fmt(s.achieved)} | ${pct(s.delivery)} | ${lat(s.lat)} | ${ms(s.drainMs)} | ${fmt(r.w.putUs, 2)} | ${cpu(r)} | ${rn} |`);
     }
   }
   console.log('');
-  console.log('## ratio McCache / raw and McCache / raw + Map.set (same rate, same run)');
-  console.log('| puts/s | p50 | p99 | p99.9 | max | p50 vs Map | p99 vs Map | p99.9 vs Map |');
-  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const { rate, raw, rawstore, mc } of latency) {
-    const a = summary(mc).lat;
-    const b = summary(raw).lat;
-    const m = summary(rawstore).lat;
-    console.log(`| ${fmt(rate)} | ${fmt(a.p50 / b.p50, 1)} | ${fmt(a.p99 / b.p99, 1)} | ${fmt(a.p999 / b.p999, 1)} | ${fmt(a.max / b.max, 1)} | ${fmt(a.p50 / m.p50, 1)} | ${fmt(a.p99 / m.p99, 1)} | ${fmt(a.p999 / m.p999, 1)} |`);
+  console.log('## ratio McCache / raw baselines (same rate, same run): p50 / p99 / p99.9');
+  console.log('| puts/s | growth vs raw | growth vs raw + Map.set | growth vs raw batched + Map.set | steady vs raw batched + Map.set, steady |');
+  console.log('|---:|---|---|---|---|');
+  const ratio = (a: Result | undefined, b: Result | undefined): string => {
+    if (!a || !b) return '-';
+    const x = summary(a).lat;
+    const y = summary(b).lat;
+    return `${fmt(x.p50 / y.p50, 1)} / ${fmt(x.p99 / y.p99, 1)} / ${fmt(x.p999 / y.p999, 1)}`;
+  };
+  for (const { rate, raw, rawstore, rawbatch, mc, steadyRaw, steadyMc } of latency) {
+    console.log(`| ${fmt(rate)} | ${ratio(mc, raw)} | ${ratio(mc, rawstore)} | ${ratio(mc, rawbatch)} | ${ratio(steadyMc, steadyRaw)} |`);
   }
 
   console.log('');
@@ -339,7 +432,10 @@ async function main(): Promise<void> {
   const at20k = latency.find((l) => l.rate === 20_000);
   if (at20k) {
     const s = summary(at20k.mc);
-    console.log(`\nIssue targets: p99 at 20,000 puts/s ${fmt(s.lat.p99 / 1000, 2)} ms (target < 1 ms) with ${pct(s.delivery)} delivery;`
+    const st = at20k.steadyMc ? summary(at20k.steadyMc) : undefined;
+    const floor = at20k.steadyRaw ? summary(at20k.steadyRaw) : undefined;
+    console.log(`\nIssue targets: p99 at 20,000 puts/s ${fmt(s.lat.p99 / 1000, 2)} ms growing, ${st ? `${fmt(st.lat.p99 / 1000, 2)} ms` : 'not run'} steady (target < 1 ms;`
+      + ` raw batched + Map.set, steady: ${floor ? `${fmt(floor.lat.p99 / 1000, 2)} ms` : 'not run'}) with ${pct(s.delivery)}${st ? ` / ${pct(st.delivery)}` : ''} delivery;`
       + ` drain after the flat-out load ${flat ? ms(summary(flat).drainMs) : 'not run'} (target < 1 s).`);
   }
   console.log(`\n"!" marks a phase during which the rest of the host used more than ${DISTURBED_PCT} % of a core (it competes with these 3 processes for the CPUs): its latencies are not clean.`);
