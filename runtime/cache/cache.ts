@@ -15,9 +15,12 @@
  *   Python broadcasts them and so deletes keys cluster-wide, bug C2).
  * - Modes: 1 (full replication) applies every remote write; 0 (update-if-present) applies a
  *   remote write only to a key this member holds. Deletes and clears always apply.
- * - Values are encoded once, at `set`, by the value codec: the size check (a value that cannot
- *   fit in 255 fragments throws MCCACHE_ERR_VALUE_TOO_LARGE and changes nothing) and the
- *   replicated bytes come from the same encoding.
+ * - Values are checked and measured at `set` by the value codec: a value that cannot fit in 255
+ *   fragments throws MCCACHE_ERR_VALUE_TOO_LARGE and changes nothing. Objects are encoded
+ *   there (the encoding is the check, and the bytes are kept: the application may change the
+ *   object afterwards); strings and scalars (null, booleans, numbers) are only measured, and
+ *   encoded when their bytes are needed: by the node when it sends the write (not at all when
+ *   a newer write of the key replaced it first), for checksums and digests.
  * - A remote write stamped more than the clock's `maxAhead` ahead of our wall clock is ignored
  *   (counted in `remoteIgnored`): applying it without adopting its time would let it outrank
  *   every later local write here while those writes win on the other members (divergence).
