@@ -40,7 +40,7 @@ let exiting = false;
 
 /**
  * How long a new node's writes wait for the first peer to be heard (McCacheNode joinGrace):
- * 1.5 heartbeat periods, at most 1.5 s. Peers answer a JOIN within the core's nakDelay (10 ms);
+ * 1.5 heartbeat periods, at most 1.5 s. Peers answer a JOIN within the core's nakDelay (3 ms);
  * if the JOIN or the answer is lost, every live peer still sends a heartbeat and an ACK each
  * period. Only a process with no peer at all pays the full wait, and only for writes made
  * that early (at exit, for instance).

@@ -90,7 +90,7 @@ export interface NodeOptions {
   syncFlush?: boolean;
   /**
    * ms after start during which writes wait for the first member to be heard (see the module
-   * comment). 0 = send at once. A peer answers a JOIN within the core's nakDelay (10 ms), so
+   * comment). 0 = send at once. A peer answers a JOIN within the core's nakDelay (3 ms), so
    * the wait is short whenever there is a peer. @default 0
    */
   joinGrace?: number;

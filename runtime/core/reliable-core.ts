@@ -147,9 +147,19 @@ export interface ReliableCoreOptions {
    * as ACKs arrive: throughput <= window / (ackInterval + RTT). @default 10
    */
   ackInterval?: number;
-  /** Upper bound of the random delay before a first NAK, ms. @default 10 */
+  /**
+   * Upper bound of the random delay before a first NAK, ms (the delay is 0.5-1x this). The
+   * delay lets a late or reordered datagram arrive and lets one receiver's NAK, seen by the
+   * others, spare theirs; Aeron's guidance is 4-6 round trips (research/anchors.md §3.3). A LAN
+   * round trip is well under a millisecond and Node's timers have millisecond resolution, so
+   * 3 ms. (It was 10 ms: with 1 % loss, every value of 10 KB or more waited ~30 ms at p50 for
+   * repairs, bench/large-values.bench.ts.) @default 3
+   */
   nakDelay?: number;
-  /** ms between NAKs while a gap persists. @default 40 */
+  /**
+   * ms between NAKs while a gap persists: a retransmission lost too is asked for again after
+   * this. Several round trips and a busy sender's turn. (It was 40 ms.) @default 12
+   */
   nakRetryInterval?: number;
   /** NAK rounds without progress before the missing messages are given up. @default 50 */
   maxNakAttempts?: number;
@@ -352,8 +362,8 @@ export class ReliableCore {
       heartbeatInterval: num('heartbeatInterval', o.heartbeatInterval, 1000, 1, 3_600_000),
       failureTimeout: num('failureTimeout', o.failureTimeout, 5000, 1, 86_400_000),
       ackInterval: num('ackInterval', o.ackInterval, 10, 0.1, 60_000),
-      nakDelay: num('nakDelay', o.nakDelay, 10, 0, 60_000),
-      nakRetryInterval: num('nakRetryInterval', o.nakRetryInterval, 40, 0.1, 60_000),
+      nakDelay: num('nakDelay', o.nakDelay, 3, 0, 60_000),
+      nakRetryInterval: num('nakRetryInterval', o.nakRetryInterval, 12, 0.1, 60_000),
       maxNakAttempts: int('maxNakAttempts', o.maxNakAttempts, 50, 1, 1_000_000),
       tailProbeDelay: num('tailProbeDelay', o.tailProbeDelay, 10, 0, 60_000),
       maxUnackedMessages: int('maxUnackedMessages', o.maxUnackedMessages, 2048, 1, 1 << 24),
@@ -363,7 +373,7 @@ export class ReliableCore {
       reassemblyMaxBytes: int('reassemblyMaxBytes', o.reassemblyMaxBytes, 64 << 20, MAX_MTU, 2 ** 40),
       reassemblyTimeout: num('reassemblyTimeout', o.reassemblyTimeout, 5000, 1, 86_400_000),
       maxRetransmitPerNak: int('maxRetransmitPerNak', o.maxRetransmitPerNak, 512, 1, 1 << 20),
-      retransmitSuppress: num('retransmitSuppress', o.retransmitSuppress, 0.75 * (o.nakRetryInterval ?? 40), 0, 60_000),
+      retransmitSuppress: num('retransmitSuppress', o.retransmitSuppress, 0.75 * (o.nakRetryInterval ?? 12), 0, 60_000),
       maxDeparted: int('maxDeparted', o.maxDeparted, 1024, 0, 1 << 20),
       firstSeq: int('firstSeq', o.firstSeq, 1, 1, MAX_SEQ),
       renewSeqMargin: int('renewSeqMargin', o.renewSeqMargin, RENEW_SEQ_MARGIN, 1, 2 ** 31),
