@@ -16,7 +16,10 @@
  *    passes when the writers kept >= 95 % of the rate, no write was shed, and every member's
  *    Cache.checksum() agreed within SUSTAINED_CONVERGE_MS after the load stopped. The sweep
  *    stops at the first failure; the highest passing step is "sustainable".
- *  - Baseline (1x) and overload (2x): the same load on a fresh cache; every process samples its
+ *  - Baseline (1x) and overload (2x): the same load on a fresh cache, each 1x/2x pair in fresh
+ *    processes (a pair run in the processes of the one before it inherited a heap of a few
+ *    hundred MiB of garbage and that overload's repair pulses: its 1x backed up and shed in 2
+ *    of 3 repetitions, while the first 1x drained at once); every process samples its
  *    backlog every SAMPLE_MS: getLocalMetrics().pending (writes not yet handed to the
  *    transport), the transport's unackedMessages (sent, not yet acknowledged by every member),
  *    shed (pending writes dropped under overload, repaired later by anti-entropy), RSS and heap.
@@ -210,8 +213,16 @@ async function main(): Promise<void> {
   console.log(`# overload.bench: ${NODES} processes all writing; sustainable rate (sweep), then 1x for ${BASE_SECONDS} s and 2x for ${OVERLOAD_SECONDS} s; drain and coherence`);
   console.log(`# ${machineLine()}`);
   console.log(`# group ${g.ip}:${g.port}, MCCACHE_MULTICAST_HOPS=0 (127.0.0.1, TTL 0); random sets over ${fmt(KEYS)} keys, ${VALUE_CHARS}-character values`);
-  const cluster = new Cluster(__filename, NODES, hostLocalEnv(g));
+  let cluster = new Cluster(__filename, NODES, hostLocalEnv(g));
   abortAfter(DEADLINE_MS, () => cluster.kids);
+  /** Closes the processes and starts new ones on a new group (a pair's own processes). */
+  const freshCluster = async (): Promise<void> => {
+    await cluster.close();
+    const fresh = randomGroup();
+    cluster = new Cluster(__filename, NODES, hostLocalEnv(fresh));
+    const ready = await cluster.next('ready', NODES, 20_000);
+    console.log(`# fresh processes on ${fresh.ip}:${fresh.port}; members seen: ${ready.map((m) => m['members']).join(', ')} (of ${NODES - 1})`);
+  };
   let id = 0;
 
   const phase = async (label: string, rate: number, seconds: number, maxWaitMs: number, askCluster: boolean): Promise<Result> => {
@@ -288,6 +299,7 @@ async function main(): Promise<void> {
     // overload converged in the median time, every pair is in `reps`.
     for (let rep = 1; rep <= REPS; rep++) {
       const tag = REPS > 1 ? ` #${rep}` : '';
+      await freshCluster();
       const b = await phase(`1x (sustainable)${tag}`, baseRate, BASE_SECONDS, DRAIN_MAX_MS, true);
       const o = await phase(`2x (overload)${tag}`, 2 * baseRate, OVERLOAD_SECONDS, DRAIN_MAX_MS, true);
       pairs.push({ base: b, over: o });
