@@ -32,8 +32,9 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { Cache, getCache, getLocalMetrics, shutdown } from '../runtime/index';
+import { servePeer } from './fixtures/child';
 import { HybridClock } from '../runtime/cache/hlc';
-import { Cluster, fmt, hostBusyMs, hostLocalEnv, median, randomGroup, sleep, tick, toParent, type Group } from './fixtures/cluster';
+import { Cluster, fmt, hostBusyMs, hostLocalEnv, median, randomGroup, sleep, tick, type Group } from './fixtures/cluster';
 
 const CAPACITY = 10_000;
 const HOT = 1_000;
@@ -156,20 +157,7 @@ function fill(c: { set(k: string, v: string): unknown }, keys: string[], str: st
 // ---------------------------------------------------------------------------------------------
 
 function peer(): void {
-  const caches = [getCache('bench', CACHE_OPTIONS), getCache('bench-defaults', DEFAULTS_OPTIONS)];
-  let applied = 0;
-  for (const c of caches) c.on('remote-set', () => { applied++; });
-  const timer = setInterval(() => {
-    const m = getLocalMetrics();
-    toParent({ type: 'members', n: m?.members.length ?? 0 });
-  }, 50);
-  process.on('message', (m: { type: string }) => {
-    if (m.type === 'report') toParent({ type: 'applied', applied });
-    if (m.type === 'exit') {
-      clearInterval(timer);
-      void shutdown().then(() => process.disconnect());
-    }
-  });
+  servePeer([getCache('bench', CACHE_OPTIONS), getCache('bench-defaults', DEFAULTS_OPTIONS)]);
 }
 
 // ---------------------------------------------------------------------------------------------

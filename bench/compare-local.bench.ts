@@ -28,7 +28,8 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { getCache, getLocalMetrics, shutdown } from '../runtime/index';
-import { abortAfter, Cluster, fmt, hostLocalEnv, randomGroup, sleep, tick, toParent } from './fixtures/cluster';
+import { servePeer } from './fixtures/child';
+import { abortAfter, Cluster, fmt, hostLocalEnv, randomGroup, sleep, tick } from './fixtures/cluster';
 import { benchRedis } from './fixtures/redis';
 import { dist, HostLoad, machine, machineLine, mmm, pick, REPS, spread, us, writeResults, type Dist, type Spread } from './fixtures/results';
 import type { Redis } from 'ioredis';
@@ -162,17 +163,7 @@ function lruVersion(): string {
 // ---------------------------------------------------------------------------------------------
 
 function peer(): void {
-  const c = getCache('cmp', CACHE_OPTIONS);
-  let applied = 0;
-  c.on('remote-set', () => { applied++; });
-  const timer = setInterval(() => toParent({ type: 'members', n: getLocalMetrics()?.members.length ?? 0 }), 50);
-  process.on('message', (m: { type: string }) => {
-    if (m.type === 'report') toParent({ type: 'applied', applied });
-    if (m.type === 'exit') {
-      clearInterval(timer);
-      void shutdown().then(() => process.disconnect());
-    }
-  });
+  servePeer([getCache('cmp', CACHE_OPTIONS)]);
 }
 
 // ---------------------------------------------------------------------------------------------

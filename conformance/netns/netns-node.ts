@@ -12,7 +12,7 @@
  * test can tell where any entry came from, even one written by a process it killed.
  *
  * Commands (parent -> child), each answered with { type: <cmd>, ... }:
- *   write { seed, until, maxOps, rate, shared, own, pre }  first sets pre<index>-0..<pre-1>
+ *   write { seed, until, maxOps, rate, shared, own, pre }  (fixtures/child-node.ts pacedWrites) first sets pre<index>-0..<pre-1>
  *        (never written again), then random sets (75 %) and deletes (25 %) at `rate` ops/s
  *        until the wall instant `until` or maxOps; keys s0..s<shared-1> (every writer) and
  *        <tag>0..<tag><own-1>. Streams { type: 'written', sets } every 50 ms (so the writes of
@@ -30,8 +30,7 @@
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { getCache, getLocalChecksum, getLocalMetrics } from '../../runtime/index';
-import { seededRng } from '../../runtime/transport/sim-network';
-import { announceReady, quiet, send, serve, stats, tagOf, valueFor } from '../fixtures/child-node';
+import { announceReady, pacedWrites, quiet, send, serve, stats, tagOf } from '../fixtures/child-node';
 
 interface Config {
   index: number;
@@ -66,51 +65,10 @@ process.on('disconnect', () => {
   if (!exiting) process.exit(2);
 });
 
-async function write(c: Extract<Command, { cmd: 'write' }>): Promise<object> {
-  const rng = seededRng(c.seed);
-  const last = new Map<string, [string, 'set' | 'delete', string]>();
-  let batch: Array<[string, string, string]> = [];
-  let flushedAt = performance.now();
-  const counts = { set: 0, delete: 0 };
-  let n = 0;
-  const set = (key: string): void => {
-    cache.set(key, valueFor(cfg.tag, rng, key, n));
-    const md = cache.metadata(key)!;
-    batch.push([key, md.version.hlc.toString(), md.checksum]);
-    last.set(key, [md.version.hlc.toString(), 'set', md.checksum]);
-    counts.set++;
-  };
-  for (let i = 0; i < c.pre; i++, n++) set(`pre${cfg.index}-${i}`);
-  const t0 = performance.now();
-  while (n < c.maxOps && wallNow() < c.until) {
-    // Paced at `rate` ops/s, a few per turn of the event loop, so datagrams keep flowing both ways.
-    const owed = Math.min(20, Math.ceil(c.pre + ((performance.now() - t0) * c.rate) / 1000) - n);
-    for (let b = 0; b < owed && n < c.maxOps; b++, n++) {
-      const key = rng() < 0.7 ? `s${Math.floor(rng() * c.shared)}` : `${cfg.tag}${Math.floor(rng() * c.own)}`;
-      if (rng() < 0.75) {
-        set(key);
-      } else {
-        cache.delete(key);
-        const v = cache.versionOf(key);
-        if (v) last.set(key, [v.hlc.toString(), 'delete', '']);
-        counts.delete++;
-      }
-    }
-    if (performance.now() - flushedAt >= 50) {
-      send({ type: 'written', index: cfg.index, sets: batch });
-      batch = [];
-      flushedAt = performance.now();
-    }
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  if (batch.length > 0) send({ type: 'written', index: cfg.index, sets: batch });
-  return { ops: n, counts, last: [...last].map(([k, [hlc, kind, sum]]) => [k, hlc, kind, sum]) };
-}
-
 async function handle(c: Command): Promise<object> {
   switch (c.cmd) {
     case 'write':
-      return write(c);
+      return pacedWrites(cache, cfg.tag, cfg.index, c);
     case 'quiet':
       return quiet(c.timeoutMs);
     case 'report': {

@@ -21,6 +21,7 @@
  *   exit                     drops the IPC channel and ends by itself
  */
 import { getCache, getLocalMetrics } from '../index';
+import { rng32 } from './rng32';
 
 interface Config {
   index: number;
@@ -45,18 +46,6 @@ const cfg = JSON.parse(process.env['STRESS_NODE_CONFIG'] ?? '{}') as Config;
 const cache = getCache<Value>(cfg.cache);
 const wallNow = (): number => performance.timeOrigin + performance.now();
 const send = (m: object): void => { process.send?.({ index: cfg.index, ...m }); };
-
-/** A small seeded generator (mulberry32), so a seed replays the same workload. */
-function rng32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function transport(): { unackedMessages: number; retransmits: number; naksSent: number; tantrumDropped: number } {
   const m = getLocalMetrics();

@@ -1,0 +1,14 @@
+/**
+ * A small seeded generator (mulberry32), so a seed replays the same workload: `mccache stress`
+ * and the benchmarks draw their keys and operations from it. Not for cryptography.
+ */
+export function rng32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
