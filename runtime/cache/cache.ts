@@ -45,7 +45,7 @@ import { createHash } from 'node:crypto';
 import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
 import { VALUE_CODECS, type BatchWrite, type Message, type MessageOf, type SyncEntry, type ValueCodec } from '../codec/packet';
 import type { SyncRecord, SyncTarget } from './anti-entropy';
-import { compareVersions, hlcPhysical, type HybridClock, type Version } from './hlc';
+import { compareVersionParts as compare, hlcPhysical, type HybridClock, type Version } from './hlc';
 import { checkString, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalar, isScalarEncoding, scalarLength, utf8Length, type Scalar } from './value-codec';
 import { coarseNow } from './coarse-clock';
 import { EntryTable, NONE } from './entry-table';
@@ -513,10 +513,7 @@ export class Cache<V = unknown> implements SyncTarget {
       case 'put':
       case 'delete':
       case 'clear': {
-        if (!this.#clock.observe(message.hlc)) {
-          this.#m.remoteIgnored++;
-          return;
-        }
+        if (!this.#admit(message.hlc)) return;
         // A put's ttl 0 means the receiving cache's default (spec/mccache_message.ksy `put.ttl`).
         if (message.op === 'put') this.#applyPut(message.key, message.hlc, from, message.codec, message.value, message.ttl > 0 ? message.ttl : this.#ttl);
         else if (message.op === 'delete') this.#applyDelete(message.key, message.hlc, from);
@@ -534,10 +531,7 @@ export class Cache<V = unknown> implements SyncTarget {
    */
   applyRemoteWrite(w: BatchWrite, from: bigint): void {
     if (this.#closed) return;
-    if (!this.#clock.observe(w.hlc)) {
-      this.#m.remoteIgnored++;
-      return;
-    }
+    if (!this.#admit(w.hlc)) return;
     if (w.kind === 'value') this.#applyPut(w.key, w.hlc, from, w.codec, w.value, w.ttl > 0 ? w.ttl : this.#ttl);
     else this.#applyDelete(w.key, w.hlc, from);
   }
@@ -612,10 +606,7 @@ export class Cache<V = unknown> implements SyncTarget {
    * it changed anything. Never throws for a peer's content.
    */
   applySync(entry: SyncEntry): boolean {
-    if (this.#closed || !this.#clock.observe(entry.hlc)) {
-      if (!this.#closed) this.#m.remoteIgnored++;
-      return false;
-    }
+    if (this.#closed || !this.#admit(entry.hlc)) return false;
     if (entry.kind === 'tombstone') return this.#applyDelete(entry.key, entry.hlc, entry.originId);
     return this.#applyPut(entry.key, entry.hlc, entry.originId, entry.codec, entry.value, entry.ttl);
   }
@@ -623,14 +614,21 @@ export class Cache<V = unknown> implements SyncTarget {
   /** Applies a clear learnt from a peer's digest, by version. */
   applyClear(version: Version): void {
     if (this.#closed) return;
-    if (!this.#clock.observe(version.hlc)) {
-      this.#m.remoteIgnored++;
-      return;
-    }
+    if (!this.#admit(version.hlc)) return;
     this.#applyClear({ hlc: version.hlc, node: version.node });
   }
 
   // --- internals --------------------------------------------------------------------------------
+
+  /**
+   * A peer's timestamp, shown to our clock: false (and counted in `remoteIgnored`) when it is
+   * beyond the clock's `maxAhead` (see the theory of operation).
+   */
+  #admit(hlc: bigint): boolean {
+    if (this.#clock.observe(hlc)) return true;
+    this.#m.remoteIgnored++;
+    return false;
+  }
 
   /**
    * Whether `v` is newer than what we hold for `key` (undefined: for the whole cache, a clear).
@@ -821,11 +819,11 @@ export class Cache<V = unknown> implements SyncTarget {
     const t = this.#t;
     for (let s = t.head; s !== NONE;) {
       const next = t.next[s]!;
-      if (compareVersions({ hlc: t.hlc[s]!, node: t.origin[s]! }, v) < 0) this.#remove(s);
+      if (compare(t.hlc[s]!, t.origin[s]!, v.hlc, v.node) < 0) this.#remove(s);
       s = next;
     }
     t.reset();
-    for (const [k, ts] of this.#tombstones) if (compareVersions({ hlc: ts.hlc, node: ts.origin }, v) < 0) this.#tombstones.delete(k);
+    for (const [k, ts] of this.#tombstones) if (compare(ts.hlc, ts.origin, v.hlc, v.node) < 0) this.#tombstones.delete(k);
   }
 
   #putTombstone(key: string, t: Tombstone, now: number): void {
@@ -917,13 +915,6 @@ export class Cache<V = unknown> implements SyncTarget {
   #assertOpen(): void {
     if (this.#closed) throw new McCacheError(ErrorCode.CLOSED, `cache ${JSON.stringify(this.name)} is closed (after shutdown())`);
   }
-}
-
-/** compareVersions of (hlc1, node1) and (hlc2, node2). */
-function compare(hlc1: bigint, node1: bigint, hlc2: bigint, node2: bigint): -1 | 0 | 1 {
-  if (hlc1 !== hlc2) return hlc1 < hlc2 ? -1 : 1;
-  if (node1 !== node2) return node1 < node2 ? -1 : 1;
-  return 0;
 }
 
 function sha256(bytes: Uint8Array): string {

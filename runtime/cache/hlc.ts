@@ -25,8 +25,13 @@ export interface Version {
 
 /** Total order on versions: hlc first, then node id. */
 export function compareVersions(a: Version, b: Version): number {
-  if (a.hlc !== b.hlc) return a.hlc < b.hlc ? -1 : 1;
-  if (a.node !== b.node) return a.node < b.node ? -1 : 1;
+  return compareVersionParts(a.hlc, a.node, b.hlc, b.node);
+}
+
+/** compareVersions of (hlc1, node1) and (hlc2, node2), for callers that hold no Version object. */
+export function compareVersionParts(hlc1: bigint, node1: bigint, hlc2: bigint, node2: bigint): -1 | 0 | 1 {
+  if (hlc1 !== hlc2) return hlc1 < hlc2 ? -1 : 1;
+  if (node1 !== node2) return node1 < node2 ? -1 : 1;
   return 0;
 }
 
