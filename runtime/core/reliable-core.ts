@@ -313,8 +313,6 @@ export class ReliableCore {
   #renewal: { reason: RenewReason; deadlineAt: number } | undefined;
   /** Did the current identity send its JOIN? (Else a renewal owes nobody a LEAVE.) */
   #announced = false;
-  /** Sending LEAVEs: they may use the sealer's last counts. */
-  #leaving = false;
   /**
    * The identity a renewal left, until it says LEAVE: once every member in `waiting` sent an
    * ACK digest naming the new id (so it knows the new member), or at `deadlineAt`.
@@ -746,7 +744,7 @@ export class ReliableCore {
   #unsequenced(message: Message, to?: NodeId): void {
     // The sealer keeps LEAVE_COPIES counts for this identity's LEAVEs; a datagram that would
     // take them renews first (theory of operation) and goes out under the new identity.
-    if (this.#sealer !== undefined && !this.#leaving && this.#sealer.remaining <= LEAVE_COPIES) {
+    if (this.#sealer !== undefined && this.#sealer.remaining <= LEAVE_COPIES) {
       this.#renew(this.#now, 'nonce');
     }
     this.#emit(this.#datagram(message, this.#nodeId, this.#send.highest, this.#sealing), to);
@@ -762,16 +760,9 @@ export class ReliableCore {
     this.#announced = true;
   }
 
-  /** LEAVE, LEAVE_COPIES times, with the counts the sealer kept for them. */
+  /** This identity's LEAVE, LEAVE_COPIES times, with the counts the sealer kept for them. */
   #leave(): void {
-    this.#leaving = true;
-    try {
-      for (let i = 0; i < LEAVE_COPIES; i++) {
-        if (this.#sealer === undefined || this.#sealer.remaining > 0) this.#unsequenced({ op: 'leave', reason: 'shutdown' });
-      }
-    } finally {
-      this.#leaving = false;
-    }
+    this.#sayLeave(this.#nodeId, this.#send.highest, this.#sealing);
   }
 
   #beginRenewal(now: number, reason: RenewReason): void {
@@ -823,9 +814,18 @@ export class ReliableCore {
   #retire(): void {
     const r = this.#retiring!;
     this.#retiring = undefined;
+    this.#sayLeave(r.id, r.highest, r.sealing);
+  }
+
+  /**
+   * LEAVE_COPIES LEAVEs from identity `id` (sealed with `sealing`'s sealer, which kept counts
+   * for them): straight to the transmit queue, not through #unsequenced, whose renewal check
+   * they must not trigger.
+   */
+  #sayLeave(id: NodeId, highest: number, sealing: { sealer?: Sealer }): void {
     for (let i = 0; i < LEAVE_COPIES; i++) {
-      if (r.sealing.sealer === undefined || r.sealing.sealer.remaining > 0) {
-        this.#emit(this.#datagram({ op: 'leave', reason: 'shutdown' }, r.id, r.highest, r.sealing));
+      if (sealing.sealer === undefined || sealing.sealer.remaining > 0) {
+        this.#emit(this.#datagram({ op: 'leave', reason: 'shutdown' }, id, highest, sealing));
       }
     }
   }
