@@ -30,7 +30,7 @@
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { getCache, getLocalChecksum, getLocalMetrics } from '../../runtime/index';
-import { announceReady, pacedWrites, quiet, send, serve, stats, tagOf } from '../fixtures/child-node';
+import { announceReady, pacedWrites, quiet, send, serve, stats, tagOf, type WriteCommand } from '../fixtures/child-node';
 
 interface Config {
   index: number;
@@ -40,7 +40,7 @@ interface Config {
 }
 
 type Command =
-  | { cmd: 'write'; seed: number; until: number; maxOps: number; rate: number; shared: number; own: number; pre: number }
+  | ({ cmd: 'write' } & WriteCommand)
   | { cmd: 'quiet'; timeoutMs: number }
   | { cmd: 'report'; keys: string[] }
   | { cmd: 'exit' };
