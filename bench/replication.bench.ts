@@ -5,7 +5,8 @@
  * a baseline in the same run, ratios; never asserts, never gates CI).
  *
  *   node bench/run.mjs replication     or   TS_NODE_TRANSPILE_ONLY=1 node -r ts-node/register bench/replication.bench.ts
- *   (BENCH_LATENCY_ONLY=1: the latency phases only, no sweep, no flat-out phase)
+ *   (BENCH_LATENCY_ONLY=1: the latency phases only, no sweep, no flat-out phase;
+ *   BENCH_LAT_RATES=20000: only these latency rates)
  *
  * Three processes, each one McCache node from `getCache` (settings from MCCACHE_* variables:
  * MCCACHE_MULTICAST_HOPS=0, i.e. interface 127.0.0.1, TTL 0, and a random 239.255.x.y group
@@ -49,12 +50,14 @@
  */
 import type { Socket } from 'node:dgram';
 import { loadavg } from 'node:os';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { getCache, getLocalMetrics, type Cache } from '../runtime/index';
 import { Arrivals, benchIndex, joinCluster, sayReady, serveParent } from './fixtures/child';
 import { abortAfter, Cluster, fmt, hostBusyMs, hostLocalEnv, pace, quantiles, randomGroup, rawSocket, runBench, sleep, toParent, wallNow, type Quantiles } from './fixtures/cluster';
 
 const NODES = 3;
-const LAT_RATES = [1_000, 5_000, 20_000];
+/** BENCH_LAT_RATES=20000 (comma-separated): only these latency rates, for a focused look. */
+const LAT_RATES = process.env['BENCH_LAT_RATES'] ? process.env['BENCH_LAT_RATES'].split(',').map(Number) : [1_000, 5_000, 20_000];
 /** Keys of the steady-state phases (filled before the clock starts, then updated round robin). */
 const STEADY_KEYS = 20_000;
 const LAT_SECONDS = 3;
@@ -106,6 +109,12 @@ interface ReaderReport {
 }
 interface Counters {
   cpuMs: number;
+  /** Garbage collections in this process during the phase (perf_hooks 'gc' entries): young generation (scavenges) and the rest (mark-compact, incremental marking), their pauses and the longest. */
+  gcMinor: number;
+  gcMinorMs: number;
+  gcMajor: number;
+  gcMajorMs: number;
+  gcMaxMs: number;
   ms: number;
   retransmits: number;
   naksSent: number;
@@ -117,7 +126,31 @@ interface Counters {
 // child: one node; the writer (index 0) or a reader
 // ---------------------------------------------------------------------------------------------
 
-function transportCounters(): Omit<Counters, 'cpuMs' | 'ms'> {
+type GcCounters = Pick<Counters, 'gcMinor' | 'gcMinorMs' | 'gcMajor' | 'gcMajorMs' | 'gcMaxMs'>;
+/** Collections since the last call (the phase's), from a perf_hooks observer started here. */
+function gcWatch(): () => GcCounters {
+  let c: GcCounters = { gcMinor: 0, gcMinorMs: 0, gcMajor: 0, gcMajorMs: 0, gcMaxMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const minor = (e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR;
+      if (minor) {
+        c.gcMinor++;
+        c.gcMinorMs += e.duration;
+      } else {
+        c.gcMajor++;
+        c.gcMajorMs += e.duration;
+      }
+      if (e.duration > c.gcMaxMs) c.gcMaxMs = e.duration;
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return () => {
+    const out = c;
+    c = { gcMinor: 0, gcMinorMs: 0, gcMajor: 0, gcMajorMs: 0, gcMaxMs: 0 };
+    return out;
+  };
+}
+
+function transportCounters(): Omit<Counters, 'cpuMs' | 'ms' | keyof GcCounters> {
   const t = (getLocalMetrics()?.transport ?? {}) as Partial<Record<'retransmits' | 'naksSent' | 'sendErrors' | 'gaps', number>>;
   return { retransmits: t.retransmits ?? 0, naksSent: t.naksSent ?? 0, sendErrors: t.sendErrors ?? 0, gaps: t.gaps ?? 0 };
 }
@@ -138,6 +171,7 @@ async function child(): Promise<void> {
   let cpu0 = process.cpuUsage();
   let t0 = wallNow();
   let c0 = transportCounters();
+  const gcs = gcWatch();
 
   /** Steady state: puts seen per key (put n of key k is seq n x keys + k + 1). */
   let rounds = new Uint32Array(0);
@@ -174,7 +208,7 @@ async function child(): Promise<void> {
     const c = process.cpuUsage(cpu0);
     const t = transportCounters();
     return {
-      cpuMs: (c.user + c.system) / 1000, ms: wallNow() - t0,
+      cpuMs: (c.user + c.system) / 1000, ms: wallNow() - t0, ...gcs(),
       retransmits: t.retransmits - c0.retransmits, naksSent: t.naksSent - c0.naksSent,
       sendErrors: t.sendErrors - c0.sendErrors, gaps: t.gaps - c0.gaps,
     };
@@ -258,6 +292,7 @@ async function child(): Promise<void> {
       cpu0 = process.cpuUsage();
       t0 = wallNow();
       c0 = transportCounters();
+      gcs(); // from here on: the phase's
       if (index === 0) toParent({ type: 'written', index, report: await write(spec!) });
     },
     expect: async (m) => {
@@ -378,11 +413,12 @@ async function main(): Promise<void> {
   const pct = (n: number): string => `${fmt(n * 100, n === 1 ? 0 : 3)} %`;
   const cpu = (r: Result): string => `${r.counters.map((c) => fmt((c.cpuMs * 100) / Math.max(1, c.ms))).join(' / ')} (${fmt(r.othersPct)}${r.othersPct > DISTURBED_PCT ? ' !' : ''})`;
   const lat = (q: Quantiles): string => `${us(q.p50)} / ${us(q.p99)} / ${us(q.p999)} / ${us(q.max)}`;
+  const gc = (r: Result): string => r.counters.map((c) => `${c.gcMinor} (${fmt(c.gcMinorMs, 0)}) + ${c.gcMajor} (${fmt(c.gcMajorMs, 0)}), ${fmt(c.gcMaxMs, 1)}`).join(' / ');
 
   console.log('');
   console.log(`## put-to-visible latency, µs (worst reader): paced, ${LAT_SECONDS} s per rate; raw = 64-byte datagrams, same processes, same pacing; growth = a new key per put, steady = ${fmt(STEADY_KEYS)} keys filled first, then updated`);
-  console.log('| puts/s | path | achieved/s | delivery | p50 / p99 / p99.9 / max | drain | put call µs | CPU % writer / readers (rest of host) | retransmits / NAKs |');
-  console.log('|---:|---|---:|---:|---|---:|---:|---|---|');
+  console.log('| puts/s | path | achieved/s | delivery | p50 / p99 / p99.9 / max | drain | put call µs | CPU % writer / readers (rest of host) | retransmits / NAKs | GC writer / readers: young (ms) + old (ms), longest ms |');
+  console.log('|---:|---|---:|---:|---|---:|---:|---|---|---|');
   for (const { rate, raw, rawstore, rawbatch, mc, steadyRaw, steadyMc } of latency) {
     const rows: Array<[string, Result | undefined]> = [['raw node:dgram', raw], ['raw + Map.set, growth', rawstore], ['raw batched + Map.set, growth', rawbatch],
       ['McCache, growth', mc], ['raw batched + Map.set, steady', steadyRaw], ['McCache, steady', steadyMc]];
@@ -390,7 +426,7 @@ async function main(): Promise<void> {
       if (!r) continue;
       const s = summary(r);
       const rn = r.spec.kind !== 'mccache' ? '-' : `${fmt(r.counters[0]!.retransmits)} / ${fmt(r.counters.slice(1).reduce((n, c) => n + c.naksSent, 0))}`;
-      console.log(`| ${fmt(rate)} | ${name} | ${fmt(s.achieved)} | ${pct(s.delivery)} | ${lat(s.lat)} | ${ms(s.drainMs)} | ${fmt(r.w.putUs, 2)} | ${cpu(r)} | ${rn} |`);
+      console.log(`| ${fmt(rate)} | ${name} | ${fmt(s.achieved)} | ${pct(s.delivery)} | ${lat(s.lat)} | ${ms(s.drainMs)} | ${fmt(r.w.putUs, 2)} | ${cpu(r)} | ${rn} | ${gc(r)} |`);
     }
   }
   console.log('');

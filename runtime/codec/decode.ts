@@ -111,12 +111,14 @@ export function decodeBatchFast(bytes: Uint8Array): Message | undefined {
   const end = bytes.length;
   if (end < 3) return undefined;
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, end);
+  // DataView's getBigUint64 makes one bigint; Buffer's readBigUInt64BE makes four on the way.
+  const view = new DataView(bytes.buffer, bytes.byteOffset, end);
   const lenName = buf[0]!;
   let pos = 1 + lenName;
   if (pos + 2 > end) return undefined;
   const cache = utf8At(buf, 1, pos);
   if (cache === undefined) return undefined;
-  const n = buf.readUInt16BE(pos);
+  const n = view.getUint16(pos);
   pos += 2;
   if (n === 0) return undefined;
   const writes: BatchWrite[] = new Array(n);
@@ -125,16 +127,16 @@ export function decodeBatchFast(bytes: Uint8Array): Message | undefined {
     if (pos + 3 > end) return undefined;
     const kindNum = buf[pos]!;
     if (kindNum !== 1 && kindNum !== 2) return undefined;
-    const lenKey = buf.readUInt16BE(pos + 1);
+    const lenKey = view.getUint16(pos + 1);
     const keyAt = pos + 3;
     pos = keyAt + lenKey;
     if (pos + 17 > end) return undefined;
     const key = utf8At(buf, keyAt, pos);
     if (key === undefined) return undefined;
-    const hlc = buf.readBigUInt64BE(pos);
-    const ttl = buf.readUInt32BE(pos + 8);
+    const hlc = view.getBigUint64(pos);
+    const ttl = view.getUint32(pos + 8);
     const codecNum = buf[pos + 12]!;
-    const lenValue = buf.readUInt32BE(pos + 13);
+    const lenValue = view.getUint32(pos + 13);
     pos += 17;
     if (codecNum > 4 || lenValue > MAX_VALUE_LENGTH || pos + lenValue > end) return undefined;
     if (kindNum === 2 && (codecNum !== 0 || lenValue !== 0)) return undefined;
