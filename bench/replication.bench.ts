@@ -132,7 +132,7 @@ function gcWatch(): () => GcCounters {
   let c: GcCounters = { gcMinor: 0, gcMinorMs: 0, gcMajor: 0, gcMajorMs: 0, gcMaxMs: 0 };
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
-      const minor = (e.detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MINOR;
+      const minor = (e as unknown as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR;
       if (minor) {
         c.gcMinor++;
         c.gcMinorMs += e.duration;

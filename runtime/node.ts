@@ -44,10 +44,11 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ErrorCode, McCacheError } from './errors';
-import type { BatchWrite, Message, MessageOf } from './codec/packet';
+import type { Message, MessageOf, OutgoingBatchWrite, OutgoingMessage } from './codec/packet';
 import type { CoreEvent, NodeId } from './core/types';
-import { Cache, encodeLazyValue, type CacheMetrics, type CacheOptions, type Mutation, type PublishedDelete, type PublishedPut, type Replicator } from './cache/cache';
+import { Cache, type CacheMetrics, type CacheOptions, type Mutation, type PublishedDelete, type PublishedPut, type Replicator } from './cache/cache';
 import { HybridClock } from './cache/hlc';
+import { scalarLength, utf8Length } from './cache/value-codec';
 import { coarseWallNow } from './cache/coarse-clock';
 import { AntiEntropy } from './cache/anti-entropy';
 import { channel } from 'node:diagnostics_channel';
@@ -59,7 +60,7 @@ export interface NodeTransport {
   readonly writable: boolean;
   readonly core: { readonly maxMessageSize: number; readonly flushed: boolean; readonly members: NodeId[] };
   start(): Promise<void>;
-  send(message: Message): number | undefined;
+  send(message: OutgoingMessage): number | undefined;
   /** `to`: only that member needs it (a unicast transport sends it to that member alone). */
   sendUnsequenced(message: Message, to?: NodeId): void;
   on(event: 'deliver', fn: (e: Extract<CoreEvent, { type: 'deliver' }>) => void): unknown;
@@ -189,7 +190,7 @@ export class McCacheNode implements Replicator {
   #shedUnrepaired = false;
   readonly #maxPending: number;
   /** Writes #flush is gathering into one message (reused: no allocation per flush). */
-  readonly #group = { cache: '', size: 0, keys: [] as string[], writes: [] as BatchWrite[], writesOfCache: new Map<string, PublishedPut | PublishedDelete>() };
+  readonly #group = { cache: '', size: 0, keys: [] as string[], writes: [] as OutgoingBatchWrite[], writesOfCache: new Map<string, PublishedPut | PublishedDelete>() };
 
   constructor(options: NodeOptions) {
     this.#t = options.transport;
@@ -490,15 +491,15 @@ export class McCacheNode implements Replicator {
         const header = 3 + Buffer.byteLength(cache, 'utf8');
         group.size = header;
         for (const [key, message] of writes) {
-          // A string or scalar value set by the cache is encoded here, once, when it is sent.
-          if (!(message.value instanceof Uint8Array)) message.value = encodeLazyValue(message.value);
-          const size = writeSize(message as BatchWrite);
+          // A string or scalar value set by the cache goes as it is: the encoder writes it
+          // straight into the message (no byte array per write).
+          const size = writeSize(message);
           if (group.keys.length > 0 && (group.size + size > room || group.keys.length === 0xffff)) {
             if (!this.#sendGroup()) return;
             group.size = header;
           }
           group.keys.push(key);
-          group.writes.push(message as BatchWrite);
+          group.writes.push(message);
           group.size += size;
         }
         if (!this.#sendGroup()) return;
@@ -538,7 +539,7 @@ export class McCacheNode implements Replicator {
     if (g.keys.length === 0) return true;
     // The published writes are put/delete messages and batch writes at once (cache.ts
     // PublishedPut): a lone one goes as itself, several as they are in a batch.
-    const message: Message = g.writes.length === 1 ? g.writes[0] as unknown as Message : { op: 'batch', cache: g.cache, writes: g.writes.slice() };
+    const message: OutgoingMessage = g.writes.length === 1 ? g.writes[0] as unknown as OutgoingMessage : { op: 'batch', cache: g.cache, writes: g.writes.slice() };
     const sent = this.#send(message);
     if (sent === 'full') return false;
     // Usually every pending write of the cache went out: one clear, not a delete (and a rehash
@@ -559,7 +560,7 @@ export class McCacheNode implements Replicator {
   }
 
   /** 'sent'; 'dropped' (the transport can never take it: counted); 'full' (window or closed). */
-  #send(message: Message): 'sent' | 'dropped' | 'full' {
+  #send(message: OutgoingMessage): 'sent' | 'dropped' | 'full' {
     // No `writable` check first: the core announces 'writable' only after a send it had to
     // refuse, so a full window must be met by an actual send attempt, or we would wait for
     // an event that never comes.
@@ -725,9 +726,11 @@ export class McCacheNode implements Replicator {
 }
 
 /** Bytes a put or delete takes in a `batch` (spec/mccache_message.ksy `batch_write`). */
-function writeSize(w: BatchWrite): number {
+function writeSize(w: OutgoingBatchWrite): number {
   // kind 1, len_key 2, hlc 8, ttl 4, value_codec 1, len_value 4
-  return 20 + Buffer.byteLength(w.key, 'utf8') + w.value.length;
+  const v = w.value;
+  const len = v instanceof Uint8Array ? v.length : typeof v === 'string' ? utf8Length(v) : scalarLength(v);
+  return 20 + Buffer.byteLength(w.key, 'utf8') + len;
 }
 
 function sleep(ms: number): Promise<void> {

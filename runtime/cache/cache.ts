@@ -54,8 +54,9 @@ export type EvictionReason = 'ttl' | 'lru' | 'size';
 
 /**
  * A put whose value may still be what was given to `set`: a string (codec 'utf8') or a scalar
- * (null, boolean, number; codec 'msgpack'). The node encodes it when it sends it
- * (`encodeLazyValue`), so a write coalesced away is never encoded.
+ * (null, boolean, number; codec 'msgpack'). The wire encoder writes it straight into the
+ * message when the node sends it (codec/packet.ts OutgoingValue): a write coalesced away is
+ * never encoded, and a sent one costs no byte array of its own.
  */
 export type LazyPut = Omit<MessageOf<'put'>, 'value'> & { value: Uint8Array | string | Scalar };
 
@@ -67,7 +68,7 @@ export type LazyPut = Omit<MessageOf<'put'>, 'value'> & { value: Uint8Array | st
 export type PublishedPut = LazyPut & { kind: 'value' };
 export type PublishedDelete = MessageOf<'delete'> & { kind: 'tombstone'; ttl: 0; codec: 'none'; value: Uint8Array };
 
-/** The bytes of a LazyPut's value. */
+/** The bytes of a LazyPut's value (for `encodedPut`). */
 export function encodeLazyValue(v: Uint8Array | string | Scalar): Uint8Array {
   return v instanceof Uint8Array ? v : typeof v === 'string' ? encodeUtf8(v) : encodeScalar(v);
 }

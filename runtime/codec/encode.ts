@@ -18,8 +18,9 @@ import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
 import {
   ENTRY_KINDS, FLAG_ENCRYPTED, HEADER_SIZE, LEAVE_REASONS, MAGIC, MAX_MESSAGE_SIZE, MAX_MTU, MIN_MTU,
   OP_CODES, PROTOCOL_VERSION, SEAL_OVERHEAD, VALUE_CODECS,
-  type Message, type PacketHeader, type PartialMessage, type SyncEntry, type BatchWrite,
+  type OutgoingBatchWrite, type OutgoingMessage, type PacketHeader, type PartialMessage, type SyncEntry,
 } from './packet';
+import { isScalar, scalarLength, writeScalar } from './msgpack-scalar';
 
 const U2_MAX = 0xffff;
 const U4_MAX = 0xffffffff;
@@ -47,7 +48,7 @@ export function encodePacket(packet: { header: PacketHeader; fragment: Uint8Arra
 }
 
 /** A message body (spec/mccache_message.ksy, the type chosen by `msg.op`). */
-export function encodeMessage(msg: Message): Uint8Array {
+export function encodeMessage(msg: OutgoingMessage): Uint8Array {
   const w = new Writer(sizeMessage(msg, scratch));
   writeMessage(w, msg);
   return w.bytes;
@@ -57,7 +58,7 @@ export function encodeMessage(msg: Message): Uint8Array {
  * Bytes `encodeMessage(msg)` would produce, with the same validation, without encoding
  * (a cache checks a value against the MTU's limit before it changes anything).
  */
-export function encodedMessageSize(msg: Message): number {
+export function encodedMessageSize(msg: OutgoingMessage): number {
   return sizeMessage(msg, scratch);
 }
 
@@ -170,10 +171,11 @@ class Writer {
   }
 
   /** The next measured string, after a `lenBytes`-byte length prefix. */
-  str(s: string, lenBytes: 1 | 2): void {
+  str(s: string, lenBytes: 1 | 2 | 4): void {
     const n = scratch[this.#str++]!;
     if (lenBytes === 1) this.u1(n);
-    else this.u2(n);
+    else if (lenBytes === 2) this.u2(n);
+    else this.u4(n);
     if (n === s.length && n <= SHORT_ASCII) {
       for (let i = 0; i < n; i++) this.bytes[this.pos + i] = s.charCodeAt(i);
     } else {
@@ -182,14 +184,24 @@ class Writer {
     this.pos += n;
   }
 
-  value(codec: string, v: Uint8Array): void {
+  /** An entry_value; `v` as valueSize admitted it (a string was measured in its turn). */
+  value(codec: string, v: Uint8Array | string | number | boolean | null): void {
     this.u1(VALUE_CODECS[codec as keyof typeof VALUE_CODECS]);
-    this.u4(v.length);
-    this.raw(v);
+    if (v instanceof Uint8Array) {
+      this.u4(v.length);
+      this.raw(v);
+    } else if (typeof v === 'string') {
+      this.str(v, 4);
+    } else {
+      const n = scalarLength(v);
+      this.u4(n);
+      writeScalar(v, this.bytes, this.pos);
+      this.pos += n;
+    }
   }
 }
 
-function sizeMessage(msg: Message, lens: number[]): number {
+function sizeMessage(msg: OutgoingMessage, lens: number[]): number {
   if (msg === null || typeof msg !== 'object') throw invalid('message', 'must be an object');
   lens.length = 0;
   const op = msg.op;
@@ -197,7 +209,7 @@ function sizeMessage(msg: Message, lens: number[]): number {
   switch (msg.op) {
     case 'put':
       n = nameSize(msg.cache, 'put.cache', lens) + keySize(msg.key, 'put.key', lens) + 8 + 4
-        + valueSize(msg.codec, msg.value, 'put.value');
+        + valueSize(msg.codec, msg.value, 'put.value', lens);
       u8(msg.hlc, 'put.hlc');
       u4(msg.ttl, 'put.ttl');
       break;
@@ -343,7 +355,7 @@ function sizeMessage(msg: Message, lens: number[]): number {
   return n;
 }
 
-function writeMessage(w: Writer, msg: Message): void {
+function writeMessage(w: Writer, msg: OutgoingMessage): void {
   switch (msg.op) {
     case 'put':
       w.str(msg.cache, 1);
@@ -510,13 +522,13 @@ function syncEntrySize(e: SyncEntry, lens: number[]): number {
 }
 
 /** One `batch_write`; field names relative to it. */
-function batchWriteSize(x: BatchWrite, lens: number[]): number {
+function batchWriteSize(x: OutgoingBatchWrite, lens: number[]): number {
   if (x === null || typeof x !== 'object') throw invalid('write', 'must be an object');
   if (!Object.hasOwn(ENTRY_KINDS, x.kind)) throw invalid('kind', `unknown entry kind ${String(x.kind)}`);
-  const n = 1 + keySize(x.key, 'key', lens) + 8 + 4 + valueSize(x.codec, x.value, 'value');
+  const n = 1 + keySize(x.key, 'key', lens) + 8 + 4 + valueSize(x.codec, x.value, 'value', lens);
   u8(x.hlc, 'hlc');
   u4(x.ttl, 'ttl');
-  if (x.kind === 'tombstone' && (x.codec !== 'none' || x.value.length !== 0)) {
+  if (x.kind === 'tombstone' && (x.codec !== 'none' || !(x.value instanceof Uint8Array) || x.value.length !== 0)) {
     throw invalid('value', "a delete (kind 'tombstone') carries no value: codec 'none', 0 bytes");
   }
   return n;
@@ -563,14 +575,30 @@ function keySize(s: string, field: string, lens: number[]): number {
   return 2 + n;
 }
 
-/** `mccache_common::entry_value`: codec u1, u4 length, bytes. `field` names the bytes; the codec is its sibling `codec`. */
-function valueSize(codec: unknown, v: unknown, field: string): number {
+/**
+ * `mccache_common::entry_value`: codec u1, u4 length, bytes. `field` names the bytes; the codec
+ * is its sibling `codec`. With `lens` (put and batch writes: OutgoingValue), the value may also
+ * be a string for codec utf8 (its UTF-8 length is remembered in `lens`, as a key's) or a
+ * MessagePack scalar for codec msgpack.
+ */
+function valueSize(codec: unknown, v: unknown, field: string, lens?: number[]): number {
   if (typeof codec !== 'string' || !Object.hasOwn(VALUE_CODECS, codec)) {
     throw invalid(field.replace(/[^.]*$/, 'codec'), `unknown codec ${String(codec)}`);
   }
-  if (!(v instanceof Uint8Array)) throw invalid(field, 'must be a Uint8Array');
-  if (v.length > MAX_VALUE_SIZE) throw invalid(field, `${v.length} bytes, at most ${MAX_VALUE_SIZE}`);
-  return 1 + 4 + v.length;
+  let n: number;
+  if (v instanceof Uint8Array) {
+    n = v.length;
+  } else if (lens !== undefined && typeof v === 'string' && codec === 'utf8') {
+    n = measure(v, field);
+    lens.push(n);
+  } else if (lens !== undefined && isScalar(v) && codec === 'msgpack') {
+    n = scalarLength(v);
+  } else {
+    throw invalid(field, lens === undefined ? 'must be a Uint8Array'
+      : 'must be a Uint8Array, a string with codec utf8, or null, a boolean or a number with codec msgpack');
+  }
+  if (n > MAX_VALUE_SIZE) throw invalid(field, `${n} bytes, at most ${MAX_VALUE_SIZE}`);
+  return 1 + 4 + n;
 }
 
 /**

@@ -126,6 +126,19 @@ export interface AckEntry {
   deliveredSeq: number;
 }
 
+/**
+ * A value as `encodeMessage` takes it in a `put` or a `batch` write: its bytes, or, unencoded,
+ * a string for codec `utf8` or a MessagePack scalar (null, boolean, number) for codec
+ * `msgpack`, which the encoder writes straight into the message (no byte array per write).
+ */
+export type OutgoingValue = Uint8Array | string | number | boolean | null;
+export type OutgoingBatchWrite = Omit<BatchWrite, 'value'> & { value: OutgoingValue };
+/** What `encodeMessage` (and so a core's `send`) takes: a Message, values possibly unencoded. */
+export type OutgoingMessage =
+  | Exclude<Message, { op: 'put' } | { op: 'batch' }>
+  | (Omit<Extract<Message, { op: 'put' }>, 'value'> & { value: OutgoingValue })
+  | { op: 'batch'; cache: string; writes: OutgoingBatchWrite[] };
+
 /** A message body (spec/mccache_message.ksy), discriminated on `op`. */
 export type Message =
   | { op: 'put'; cache: string; key: string; hlc: bigint; ttl: number; codec: ValueCodec; value: Uint8Array }

@@ -107,6 +107,7 @@ import { fragmentMessage, planFragments } from '../codec/fragment';
 import { Reassembler } from '../codec/reassembler';
 import {
   isSequenced, DEFAULT_MTU, FLAG_ENCRYPTED, FLAG_RETRANSMISSION, HEADER_SIZE, MAX_MTU, MIN_MTU, type Message, type Packet,
+  type OutgoingMessage,
 } from '../codec/packet';
 import { ErrorCode, MalformedPacketError, McCacheError } from '../errors';
 import { ReceiveWindow, type Step } from './receive-window';
@@ -420,7 +421,7 @@ export class ReliableCore {
    * MCCACHE_ERR_MESSAGE_TOO_LARGE for a message that cannot fit in 255 fragments, with nothing
    * sent.
    */
-  send(now: number, message: Message): number | undefined {
+  send(now: number, message: OutgoingMessage): number | undefined {
     this.#assertOpen('send');
     this.#now = now;
     if (!isSequenced(message.op)) throw new McCacheError(ErrorCode.INVALID_ARGUMENT, `send: ${message.op} is unsequenced; use sendUnsequenced`);

@@ -10,7 +10,7 @@
  * its last messages.
  */
 import { EventEmitter } from 'node:events';
-import type { Message } from '../codec/packet';
+import type { Message, OutgoingMessage } from '../codec/packet';
 import { ReliableCore, type ReliableCoreOptions } from '../core/reliable-core';
 import type { CoreEvent, NodeId } from '../core/types';
 import { ErrorCode, McCacheError } from '../errors';
@@ -55,7 +55,7 @@ export class SimTransport extends EventEmitter {
   }
 
   /** As UdpDriver.send; a crashed node's sends go nowhere (undefined, as a full window). */
-  send(message: Message): number | undefined {
+  send(message: OutgoingMessage): number | undefined {
     this.#assertOpen('send');
     let seq: number | undefined;
     this.#net.poke(this.nodeId, (_c, now) => {

@@ -62,7 +62,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIPv4 } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
-import type { Message } from '../codec/packet';
+import type { Message, OutgoingMessage } from '../codec/packet';
 import { KEY_SIZE, Sealer } from '../codec/crypto';
 import { MAGIC } from '../codec/packet';
 import { ReliableCore, type CoreStats, type ReliableCoreOptions } from '../core/reliable-core';
@@ -253,7 +253,7 @@ export class UdpDriver extends EventEmitter<UdpDriverEvents> {
    * send window is full: nothing was queued; wait for 'writable'. Throws MCCACHE_ERR_CLOSED
    * before start() or after close(), MCCACHE_ERR_MESSAGE_TOO_LARGE as the core does.
    */
-  send(message: Message): number | undefined {
+  send(message: OutgoingMessage): number | undefined {
     this.#assertOpen('send');
     const seq = this.core.send(this.#clock.now(), message);
     this.#flush();
