@@ -65,6 +65,13 @@ describe('wire: unencoded put and batch values', () => {
     }), params(300));
   });
 
+  it('long multi-byte string values encode as when encoded first', () => {
+    for (const value of ['\u00e9'.repeat(100), '\u{1F600}'.repeat(40) + 'abc', 'a'.repeat(70_000), '\u20ac'.repeat(33)]) {
+      const m: OutgoingMessage = { op: 'put', cache: 'c', key: 'k', hlc: 1n, ttl: 0, codec: 'utf8', value };
+      expect(encodeMessage(m)).to.deep.equal(encodeMessage(encoded(m as Extract<OutgoingMessage, { op: 'put' }>)));
+    }
+  });
+
   it('refuses a value whose type does not fit its codec, naming the field', () => {
     const put = (codec: string, value: unknown) => (): unknown => encodeMessage({ op: 'put', cache: 'c', key: 'k', hlc: 1n, ttl: 0, codec, value } as unknown as OutgoingMessage);
     for (const [codec, value] of [['msgpack', 'text'], ['utf8', 42], ['bytes', 'text'], ['json', null], ['utf8', { a: 1 }], ['msgpack', 1n], ['msgpack', undefined]] as const) {
@@ -79,6 +86,8 @@ describe('wire: unencoded put and batch values', () => {
     expect(code(del).code).to.equal('MCCACHE_ERR_INVALID_ARGUMENT');
     // A lone surrogate would reach the peer as U+FFFD: refused, as in keys.
     expect(code(put('utf8', 'a\ud800b')).message).to.contain('lone surrogate');
+    // Long values are measured natively, and still refused with the index.
+    expect(code(put('utf8', `${'x'.repeat(100)}\udc00`)).message).to.contain('lone surrogate at index 100');
   });
 
   it('sync entries and metrics replies still take bytes only', () => {
