@@ -46,7 +46,8 @@ import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
 import { VALUE_CODECS, type BatchWrite, type Message, type MessageOf, type SyncEntry, type ValueCodec } from '../codec/packet';
 import type { SyncRecord, SyncTarget } from './anti-entropy';
 import { compareVersionParts as compare, hlcPhysical, type HybridClock, type Version } from './hlc';
-import { checkString, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalar, isScalarEncoding, scalarLength, utf8Length, type Scalar } from './value-codec';
+import { checkString, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalarEncoding, utf8Length } from './value-codec';
+import { isScalar, scalarLength, type Scalar } from '../codec/msgpack-scalar';
 import { coarseNow } from './coarse-clock';
 import { EntryTable, NONE } from './entry-table';
 

@@ -161,7 +161,8 @@ export function utf8Length(s: string): number {
 // Scalars: null, booleans and numbers, without the MessagePack library
 
 // null, booleans and numbers: runtime/codec/msgpack-scalar.ts (the wire encoder writes them too).
-export { isScalar, scalarLength, writeScalar, type Scalar } from '../codec/msgpack-scalar';
+// Imported from there, not re-exported: with a re-export (TypeScript compiles it to a getter
+// on this module's exports) every cache `set` measured slower, 0.28-0.33x lru-cache against 0.35x.
 const f64 = new DataView(new ArrayBuffer(8));
 
 /** The MessagePack encoding of `v`: a fresh Uint8Array equal to encodeValue(v).bytes. */
