@@ -48,7 +48,7 @@ import type { Message, MessageOf, OutgoingBatchWrite, OutgoingMessage } from './
 import type { CoreEvent, NodeId } from './core/types';
 import { Cache, type CacheMetrics, type CacheOptions, type Mutation, type PublishedDelete, type PublishedPut, type Replicator } from './cache/cache';
 import { HybridClock } from './cache/hlc';
-import { utf8Length } from './cache/value-codec';
+import { utf8Length } from './codec/utf8';
 import { scalarLength } from './codec/msgpack-scalar';
 import { coarseWallNow } from './cache/coarse-clock';
 import { AntiEntropy } from './cache/anti-entropy';

@@ -10,8 +10,9 @@ import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import {
-  decodeScalar, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalarEncoding, MAX_VALUE_DEPTH, NOT_SCALAR, utf8Length,
+  decodeScalar, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalarEncoding, MAX_VALUE_DEPTH, NOT_SCALAR,
 } from '../../runtime/cache/value-codec';
+import { utf8Length } from '../../runtime/codec/utf8';
 import { scalarLength } from '../../runtime/codec/msgpack-scalar';
 import { ErrorCode, MalformedPacketError } from '../../runtime/errors';
 import { errorCode } from '../error-code';

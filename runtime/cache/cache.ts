@@ -46,7 +46,8 @@ import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
 import { VALUE_CODECS, type BatchWrite, type Message, type MessageOf, type SyncEntry, type ValueCodec } from '../codec/packet';
 import type { SyncRecord, SyncTarget } from './anti-entropy';
 import { compareVersionParts as compare, hlcPhysical, type HybridClock, type Version } from './hlc';
-import { checkString, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalarEncoding, utf8Length } from './value-codec';
+import { checkString, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalarEncoding } from './value-codec';
+import { isWellFormed, utf8Length } from '../codec/utf8';
 import { isScalar, scalarLength, type Scalar } from '../codec/msgpack-scalar';
 import { coarseNow } from './coarse-clock';
 import { EntryTable, NONE } from './entry-table';
@@ -188,8 +189,6 @@ const EMPTY = new Uint8Array(0);
 /** ValueCodec by its wire number (the table keeps numbers). */
 const CODEC_NAMES: ValueCodec[] = [];
 for (const [name, n] of Object.entries(VALUE_CODECS)) CODEC_NAMES[n] = name as ValueCodec;
-// ES2024's String.prototype.isWellFormed exists in Node 20; the project's lib is ES2022.
-const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 
 /**

@@ -73,6 +73,7 @@ import {
 } from '@msgpack/msgpack';
 import { ErrorCode, MalformedPacketError, McCacheError } from '../errors';
 import { isScalar, scalarLength, writeScalar, type Scalar } from '../codec/msgpack-scalar';
+import { isWellFormed } from '../codec/utf8';
 
 declare global {
   /**
@@ -113,8 +114,6 @@ const MAX_DATE_MS = 8.64e15;
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const lenientUtf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
-// ES2024's String.prototype.isWellFormed exists in Node 20; the project's lib is ES2022.
-const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 // ---------------------------------------------------------------------------------------------
 // Encode
@@ -137,24 +136,6 @@ export function encodeUtf8(s: string): Uint8Array {
     if (i === n) return b;
   }
   return Buffer.from(s, 'utf8');
-}
-
-/** UTF-8 length of a well-formed string, without encoding it. */
-export function utf8Length(s: string): number {
-  const n = s.length;
-  if (n > 64) return Buffer.byteLength(s, 'utf8');
-  let bytes = n;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) bytes += 1;
-    else if (c < 0xd800 || c > 0xdfff) bytes += 2;
-    else {
-      bytes += 2; // a surrogate pair: 4 bytes for 2 units (well-formed: the caller checked)
-      i++;
-    }
-  }
-  return bytes;
 }
 
 // ---------------------------------------------------------------------------------------------

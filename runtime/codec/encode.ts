@@ -21,6 +21,7 @@ import {
   type OutgoingBatchWrite, type OutgoingMessage, type PacketHeader, type PartialMessage, type SyncEntry,
 } from './packet';
 import { isScalar, scalarLength, writeScalar } from './msgpack-scalar';
+import { isWellFormed, utf8Length } from './utf8';
 
 const U2_MAX = 0xffff;
 const U4_MAX = 0xffffffff;
@@ -35,10 +36,6 @@ const SHORT_ASCII = 32;
 const KNOWN_FLAGS = 0x03;
 
 const utf8 = new TextEncoder();
-/** String values up to this many characters are measured by `measure`'s loop, longer ones natively. */
-const SHORT_VALUE = 64;
-// ES2024's String.prototype.isWellFormed exists in Node 20; the project's lib is ES2022.
-const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 /** The whole datagram: the 28-byte header of spec/mccache_datagram.ksy, then the fragment as given. */
 export function encodePacket(packet: { header: PacketHeader; fragment: Uint8Array }): Uint8Array {
@@ -593,9 +590,9 @@ function valueSize(codec: unknown, v: unknown, field: string, lens?: number[]): 
   if (v instanceof Uint8Array) {
     n = v.length;
   } else if (lens !== undefined && typeof v === 'string' && codec === 'utf8') {
-    // Values can be long: natively measured past a few dozen characters (a lone surrogate
-    // still fails, with its index, through `measure`).
-    n = v.length <= SHORT_VALUE ? measure(v, field) : isWellFormed(v) ? Buffer.byteLength(v, 'utf8') : measure(v, field);
+    // Values can be long: checked and measured natively past a few dozen characters (a lone
+    // surrogate still fails, with its index, through `measure`).
+    n = isWellFormed(v) ? utf8Length(v) : measure(v, field);
     lens.push(n);
   } else if (lens !== undefined && isScalar(v) && codec === 'msgpack') {
     n = scalarLength(v);
