@@ -43,7 +43,7 @@
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { ErrorCode, McCacheError, MessageTooLargeError } from '../errors';
-import { VALUE_CODECS, type BatchWrite, type Message, type MessageOf, type SyncEntry, type ValueCodec } from '../codec/packet';
+import { VALUE_CODEC_NAMES, VALUE_CODECS, type BatchWrite, type Message, type MessageOf, type SyncEntry, type ValueCodec } from '../codec/packet';
 import type { SyncRecord, SyncTarget } from './anti-entropy';
 import { compareVersionParts as compare, hlcPhysical, type HybridClock, type Version } from './hlc';
 import { checkString, decodeValue, encodeScalar, encodeUtf8, encodeValue, isScalarEncoding } from './value-codec';
@@ -187,8 +187,7 @@ const MAX_TTL = 0xffff_ffff;
 const PUT_OVERHEAD = 20;
 const EMPTY = new Uint8Array(0);
 /** ValueCodec by its wire number (the table keeps numbers). */
-const CODEC_NAMES: ValueCodec[] = [];
-for (const [name, n] of Object.entries(VALUE_CODECS)) CODEC_NAMES[n] = name as ValueCodec;
+const CODEC_NAMES = VALUE_CODEC_NAMES;
 
 
 /**

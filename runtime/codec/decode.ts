@@ -18,7 +18,7 @@ import { ErrorCode, MalformedPacketError, type MalformedCode } from '../errors';
 import { KaitaiStream, streamOf } from './kaitai';
 import { Debug, ERROR_RULES, FIELD_TYPES, MccacheDatagram, MccacheMessage, MccacheV0Header, MccacheCommon } from './generated-modules';
 import {
-  ENTRY_KINDS, FLAG_ENCRYPTED, LEAVE_REASONS, VALUE_CODECS, opName,
+  ENTRY_KINDS, FLAG_ENCRYPTED, LEAVE_REASONS, VALUE_CODEC_NAMES, VALUE_CODECS, opName,
   type BatchWrite, type EntryKind, type LeaveReason, type Message, type OpName, type Packet, type PacketHeader, type ValueCodec,
 } from './packet';
 
@@ -152,7 +152,7 @@ export function decodeBatchFast(bytes: Uint8Array): Message | undefined {
 /** `entry_value.len_value`'s `valid: max` in spec/mccache_common.ksy. */
 const MAX_VALUE_LENGTH = 16704285;
 /** Codec names by number (`valid: expr: _.to_i <= 4` admits exactly these). */
-const CODECS: readonly ValueCodec[] = (Object.keys(VALUE_CODECS) as ValueCodec[]).sort((a, b) => VALUE_CODECS[a] - VALUE_CODECS[b]);
+const CODECS = VALUE_CODEC_NAMES;
 
 /** UTF-8 text of buf[from, to), or undefined if it is not valid UTF-8 (as `text` would throw). */
 function utf8At(buf: Buffer, from: number, to: number): string | undefined {

@@ -43,6 +43,8 @@ export function isSequenced(op: OpName): boolean {
 
 export const VALUE_CODECS = { none: 0, bytes: 1, utf8: 2, msgpack: 3, json: 4 } as const;
 export type ValueCodec = keyof typeof VALUE_CODECS;
+/** ValueCodec by its wire number (index = number). */
+export const VALUE_CODEC_NAMES: readonly ValueCodec[] = (Object.keys(VALUE_CODECS) as ValueCodec[]).sort((a, b) => VALUE_CODECS[a] - VALUE_CODECS[b]);
 export const ENTRY_KINDS = { value: 1, tombstone: 2 } as const;
 export type EntryKind = keyof typeof ENTRY_KINDS;
 export const LEAVE_REASONS = { shutdown: 1, error: 2 } as const;
