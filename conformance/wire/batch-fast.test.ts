@@ -14,7 +14,7 @@ import { MalformedPacketError } from '../../runtime/errors';
 import { decodeBatchFast, decodeMessage, decodeMessageGenerated } from '../../runtime/codec/decode';
 import { encodeMessage } from '../../runtime/codec/encode';
 import type { Message } from '../../runtime/codec/packet';
-import { messageOf, params } from './wire-arbitraries';
+import { messageOf, mutateBytes, params, type ByteMutation } from './wire-arbitraries';
 
 type Outcome = { ok: Message } | { code: string };
 function generated(bytes: Uint8Array): Outcome {
@@ -26,13 +26,7 @@ function generated(bytes: Uint8Array): Outcome {
   }
 }
 
-type Mutation =
-  | { kind: 'byte'; at: number; value: number }
-  | { kind: 'flip'; at: number; bit: number }
-  | { kind: 'truncate'; at: number }
-  | { kind: 'extend'; tail: Uint8Array }
-  | { kind: 'insert'; at: number; bytes: Uint8Array };
-const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+const mutation: fc.Arbitrary<ByteMutation> = fc.oneof(
   // Boundary values of the rules: kinds 1/2, codecs 0..4, lengths, the UTF-8 lead and continuation bytes.
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('byte' as const), at: fc.nat(), value: fc.constantFrom(0, 1, 2, 3, 4, 5, 0x7f, 0x80, 0xbf, 0xc0, 0xc3, 0xe0, 0xed, 0xf0, 0xf4, 0xf5, 0xfe, 0xff) }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.nat(7) }) },
@@ -40,20 +34,8 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('extend' as const), tail: fc.uint8Array({ minLength: 1, maxLength: 8 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 4 }) }) },
 );
-function mutate(b: Uint8Array, ms: Mutation[]): Uint8Array {
-  let out = b.slice();
-  for (const m of ms) {
-    const at = out.length === 0 ? 0 : ('at' in m ? m.at % out.length : 0);
-    switch (m.kind) {
-      case 'byte': if (out.length > 0) out[at] = m.value; break;
-      case 'flip': if (out.length > 0) out[at]! ^= 1 << m.bit; break;
-      case 'truncate': out = out.slice(0, at); break;
-      case 'extend': out = Uint8Array.from([...out, ...m.tail]); break;
-      case 'insert': out = Uint8Array.from([...out.slice(0, at), ...m.bytes, ...out.slice(at)]); break;
-    }
-  }
-  return out;
-}
+/** The mutations one after another. */
+const mutate = (b: Uint8Array, ms: ByteMutation[]): Uint8Array => ms.reduce((out, m) => mutateBytes(out, m), b);
 
 describe('wire: the batch fast path agrees with the generated parser', () => {
   it('takes every valid batch, with the generated result', () => {

@@ -16,7 +16,7 @@ import { MalformedPacketError } from '../../runtime/errors';
 import { decodeMessage, decodePacket } from '../../runtime/codec/decode';
 import { encodeMessage, encodePacket } from '../../runtime/codec/encode';
 import type { Packet } from '../../runtime/codec/packet';
-import { OPS, anyMessage, anyPacket, params, runs } from './wire-arbitraries';
+import { OPS, anyMessage, anyPacket, mutateBytes, params, runs, type ByteMutation } from './wire-arbitraries';
 
 /** The codes a decoder may report (errors.ts `MalformedCode`). */
 const DECODE_CODES = new Set([
@@ -28,13 +28,7 @@ const DECODE_CODES = new Set([
 /** Header fields as [offset, size] (spec/mccache_datagram.ksy), for targeted overwrites. */
 const HEADER_FIELDS: [number, number][] = [[0, 2], [2, 1], [3, 1], [4, 1], [5, 1], [6, 1], [7, 1], [8, 8], [16, 4], [20, 4], [24, 2], [26, 2]];
 
-type Mutation =
-  | { kind: 'flip'; at: number; bit: number }
-  | { kind: 'truncate'; at: number }
-  | { kind: 'extend'; tail: Uint8Array }
-  | { kind: 'insert'; at: number; bytes: Uint8Array }
-  | { kind: 'byte'; at: number; value: number }
-  | { kind: 'field'; field: number; value: bigint };
+type Mutation = ByteMutation | { kind: 'field'; field: number; value: bigint };
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.nat(7) }) },
@@ -51,35 +45,11 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 );
 
 function mutate(input: Uint8Array, m: Mutation): Uint8Array {
-  const n = input.length;
-  switch (m.kind) {
-    case 'flip': {
-      if (n === 0) return input;
-      const out = input.slice();
-      out[m.at % n]! ^= 1 << m.bit;
-      return out;
-    }
-    case 'truncate':
-      return input.slice(0, m.at % (n + 1));
-    case 'extend':
-      return Buffer.concat([input, m.tail]);
-    case 'insert': {
-      const at = m.at % (n + 1);
-      return Buffer.concat([input.subarray(0, at), m.bytes, input.subarray(at)]);
-    }
-    case 'byte': {
-      if (n === 0) return input;
-      const out = input.slice();
-      out[m.at % n] = m.value;
-      return out;
-    }
-    case 'field': {
-      const [at, size] = HEADER_FIELDS[m.field]!;
-      const out = input.slice();
-      for (let i = 0; i < size && at + i < n; i++) out[at + i] = Number((m.value >> BigInt(8 * (size - 1 - i))) & 0xffn);
-      return out;
-    }
-  }
+  if (m.kind !== 'field') return mutateBytes(input, m);
+  const [at, size] = HEADER_FIELDS[m.field]!;
+  const out = input.slice();
+  for (let i = 0; i < size && at + i < input.length; i++) out[at + i] = Number((m.value >> BigInt(8 * (size - 1 - i))) & 0xffn);
+  return out;
 }
 
 const seen = new Map<string, number>();

@@ -187,6 +187,41 @@ export function anyPacket(): fc.Arbitrary<Packet> {
   });
 }
 
+/** A change to encoded bytes; each fuzz test draws its own mix of them. */
+export type ByteMutation =
+  | { kind: 'flip'; at: number; bit: number }
+  | { kind: 'truncate'; at: number }
+  | { kind: 'extend'; tail: Uint8Array }
+  | { kind: 'insert'; at: number; bytes: Uint8Array }
+  | { kind: 'byte'; at: number; value: number };
+
+/** `input` with `m` applied (positions taken modulo the length); `input` itself is left as it is. */
+export function mutateBytes(input: Uint8Array, m: ByteMutation): Uint8Array {
+  const n = input.length;
+  switch (m.kind) {
+    case 'flip': {
+      if (n === 0) return input;
+      const out = input.slice();
+      out[m.at % n]! ^= 1 << m.bit;
+      return out;
+    }
+    case 'truncate':
+      return input.slice(0, m.at % (n + 1));
+    case 'extend':
+      return Buffer.concat([input, m.tail]);
+    case 'insert': {
+      const at = m.at % (n + 1);
+      return Buffer.concat([input.subarray(0, at), m.bytes, input.subarray(at)]);
+    }
+    case 'byte': {
+      if (n === 0) return input;
+      const out = input.slice();
+      out[m.at % n] = m.value;
+      return out;
+    }
+  }
+}
+
 export function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
