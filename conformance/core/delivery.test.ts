@@ -8,6 +8,7 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { DEFAULT_MAX_UNACKED_BYTES } from '../../runtime/core/reliable-core';
 import { runScenario, SIM_CORE_OPTIONS, type Outcome, type Scenario } from './sim-harness';
 
 const NUM_RUNS = Number(process.env.FC_NUM_RUNS ?? 1000);
@@ -48,6 +49,16 @@ function checkExactDelivery(o: Outcome): void {
   }
 }
 
+/**
+ * The send window takes a message while it holds fewer bytes than its bound, so it never holds
+ * more than the bound plus one message (here at most 255 datagrams of packetMtu bytes).
+ */
+function checkByteBound(o: Outcome, s: Scenario): void {
+  const bound = s.maxUnackedBytes ?? DEFAULT_MAX_UNACKED_BYTES;
+  const largest = Math.max(...s.sends.map((x) => x.frags)) * SIM_CORE_OPTIONS.packetMtu;
+  expect(o.maxUnackedBytes, 'unacknowledged bytes held by a sender').to.be.below(bound + largest);
+}
+
 function checkQuiet(o: Outcome): void {
   // The last 2 s: no NAK and no retransmission (no repair storm), nothing left to acknowledge.
   const late = o.repairs.filter((t) => t > o.end - 2000);
@@ -71,6 +82,7 @@ describe('reliable core on the simulated network', function () {
       checkQuiet(o);
       expect(o.maxOutOfOrder).to.be.at.most(8192);
       if (s.maxUnackedMessages !== undefined) expect(o.maxUnacked).to.be.at.most(s.maxUnackedMessages);
+      checkByteBound(o, s);
     }), fcParams);
   });
 
@@ -93,6 +105,18 @@ describe('reliable core on the simulated network', function () {
     const u = runScenario({ seed: 7, nodes: 9, loss: 0.3, duplicate: 0.05, reorder: 0.1, unicast: true, sends: [{ from: 0, at: 100, frags: 255 }, { from: 3, at: 100, frags: 254 }] });
     checkExactDelivery(u);
     checkQuiet(u);
+  });
+
+  it('a burst of 255-fragment messages puts at most the default byte bound in flight, and all arrive', () => {
+    // 20 messages of ~137 KB at once (2.7 MB): the window takes them as ACKs free room.
+    const sends = Array.from({ length: 20 }, () => ({ from: 0, at: 100, frags: 255 }));
+    const s: Scenario = { seed: 11, nodes: 3, loss: 0.02, duplicate: 0, reorder: 0, sends };
+    const o = runScenario(s);
+    checkExactDelivery(o);
+    checkQuiet(o);
+    expect(o.sent.get(o.ids[0]!)).to.have.length(20);
+    checkByteBound(o, s);
+    expect(o.maxUnackedBytes, 'the bound was reached').to.be.at.least(DEFAULT_MAX_UNACKED_BYTES);
   });
 
   it('removes a crashed member within the failure timeout and frees what it held back', () => {

@@ -21,6 +21,8 @@ export interface Scenario {
   crash?: { node: number; at: number; restartAfter: number | null } | null;
   /** Small send windows exercise backpressure. */
   maxUnackedMessages?: number | undefined;
+  /** Small byte bounds on the send window (messages of up to 255 fragments). */
+  maxUnackedBytes?: number | undefined;
   /** The cores' unicast mode: repairs addressed to one member (the network honours `to`). */
   unicast?: boolean | undefined;
 }
@@ -58,6 +60,8 @@ export interface Outcome {
   net: SimNetwork;
   maxOutOfOrder: number;
   maxUnacked: number;
+  /** Most unacknowledged bytes any sender held at a send or a sample. */
+  maxUnackedBytes: number;
 }
 
 const CAPACITY = SIM_CORE_OPTIONS.packetMtu - 28;
@@ -77,6 +81,7 @@ export function runScenario(s: Scenario, settle = 6000): Outcome {
   const make = (id: NodeId) => {
     const c = new ReliableCore({ nodeId: id, rng: net.rng(), ...SIM_CORE_OPTIONS,
       ...(s.maxUnackedMessages !== undefined && { maxUnackedMessages: s.maxUnackedMessages }),
+      ...(s.maxUnackedBytes !== undefined && { maxUnackedBytes: s.maxUnackedBytes }),
       ...(s.unicast !== undefined && { unicast: s.unicast }) });
     cores.set(id, c);
     net.add(c);
@@ -92,6 +97,7 @@ export function runScenario(s: Scenario, settle = 6000): Outcome {
   const backlog = new Map<NodeId, Message[]>();
   let maxOutOfOrder = 0;
   let maxUnacked = 0;
+  let maxUnackedBytes = 0;
 
   const trySend = (id: NodeId) => {
     net.poke(id, (core, now) => {
@@ -108,6 +114,7 @@ export function runScenario(s: Scenario, settle = 6000): Outcome {
       }
       const st = c.stats();
       maxUnacked = Math.max(maxUnacked, st.unackedMessages);
+      maxUnackedBytes = Math.max(maxUnackedBytes, st.unackedBytes);
     });
   };
 
@@ -174,9 +181,10 @@ export function runScenario(s: Scenario, settle = 6000): Outcome {
         const st = c.stats();
         maxOutOfOrder = Math.max(maxOutOfOrder, st.outOfOrderBuffered);
         maxUnacked = Math.max(maxUnacked, st.unackedMessages);
+        maxUnackedBytes = Math.max(maxUnackedBytes, st.unackedBytes);
       }
     });
   }
   net.run(end);
-  return { ids, survivors, sent, delivered, gaps, repairs, end, lastSendAt, cores, net, maxOutOfOrder, maxUnacked };
+  return { ids, survivors, sent, delivered, gaps, repairs, end, lastSendAt, cores, net, maxOutOfOrder, maxUnacked, maxUnackedBytes };
 }

@@ -127,6 +127,22 @@ export const RENEW_SEQ_MARGIN = 1024;
  * renewTimeout, and 2^20 is 1/4096 of the nonce space.
  */
 export const RENEW_NONCE_MARGIN = 1 << 20;
+/**
+ * Default byte bound of the send window. The message bound (2048) alone let a sender put up to
+ * the old 64 MiB in flight when its messages were large: after an overload, anti-entropy
+ * answers of up to 255 fragments went out back to back, overran every receiver's socket buffer
+ * (4 MiB asked for, about 2.6 MB of 1.4 KB datagrams), and the repairs of those losses did the
+ * same, so members took 10-30 s to converge. Every member's window, our own looped-back
+ * datagrams included, can land on one receiver at once, so a window is kept well below a
+ * buffer's share: 3 members x 1 MiB fit. Measured (bench/overload.bench.ts, 3 processes, 1x =
+ * 180k writes/s then 2x, 10 s each; 64 MiB in 2 runs -> 1 MiB): at 1x, 344k-349k
+ * retransmissions -> 0 and drain 1.0-1.1 s -> 60 ms; after 2x, converge 9.8-27 s -> 5.1 s.
+ * It binds before the message bound once ~700 datagram-sized messages are in flight, i.e.
+ * only when a sender runs ahead of its ACKs (flat out, overloaded): one writer flat out then
+ * delivers less (340k vs 400k puts/s to both readers, bench/replication.bench.ts).
+ */
+export const DEFAULT_MAX_UNACKED_BYTES = 1 << 20;
+
 /** LEAVEs a renewal sends from the old identity (as close() does: a lost LEAVE costs peers a failure timeout). */
 const LEAVE_COPIES = 2;
 /** Former ids of this node whose looped-back datagrams are still recognised as our own. */
@@ -172,7 +188,10 @@ export interface ReliableCoreOptions {
    * turn losses into retransmit storms (measured: bench/core.bench.ts). @default 2048
    */
   maxUnackedMessages?: number;
-  /** Bytes of unacknowledged datagrams kept before send() pushes back. @default 64 MiB */
+  /**
+   * Bytes of unacknowledged datagrams kept before send() pushes back: the most a sender puts in
+   * flight, whatever its messages' sizes. @default 1 MiB (DEFAULT_MAX_UNACKED_BYTES)
+   */
   maxUnackedBytes?: number;
   /** Complete messages buffered per sender beyond a gap. @default 8192 */
   maxOutOfOrder?: number;
@@ -366,7 +385,7 @@ export class ReliableCore {
       maxNakAttempts: int('maxNakAttempts', o.maxNakAttempts, 50, 1, 1_000_000),
       tailProbeDelay: num('tailProbeDelay', o.tailProbeDelay, 10, 0, 60_000),
       maxUnackedMessages: int('maxUnackedMessages', o.maxUnackedMessages, 2048, 1, 1 << 24),
-      maxUnackedBytes: int('maxUnackedBytes', o.maxUnackedBytes, 64 << 20, MAX_MTU, 2 ** 40),
+      maxUnackedBytes: int('maxUnackedBytes', o.maxUnackedBytes, DEFAULT_MAX_UNACKED_BYTES, MAX_MTU, 2 ** 40),
       maxOutOfOrder: int('maxOutOfOrder', o.maxOutOfOrder, 8192, 1, 1 << 24),
       reassemblyMaxMessages: int('reassemblyMaxMessages', o.reassemblyMaxMessages, 1024, 1, 1 << 20),
       reassemblyMaxBytes: int('reassemblyMaxBytes', o.reassemblyMaxBytes, 64 << 20, MAX_MTU, 2 ** 40),
