@@ -41,7 +41,7 @@ import { DISTURBED_PCT, HostLoad, machineLine, mib, pick, REPS, writeResults } f
 const NODES = 3;
 const KEYS = 100_000;
 const VALUE_CHARS = 100;
-const SWEEP_RATES = pick([10_000, 20_000, 40_000, 60_000, 90_000, 120_000, 180_000], [10_000, 40_000, 120_000]);
+const SWEEP_RATES = pick([10_000, 20_000, 40_000, 60_000, 90_000, 120_000, 180_000, 240_000], [10_000, 40_000, 120_000]);
 const SWEEP_SECONDS = pick(2, 1);
 const SUSTAINED_CONVERGE_MS = 250;
 const BASE_SECONDS = pick(10, 3);
