@@ -17,7 +17,7 @@ import { Cache, type CacheOptions } from './cache/cache';
 import { resolveSettings, type Settings, type SettingsOptions } from './config/settings';
 import { createLogger, type Logger } from './log/logger';
 import { McCacheNode, type LocalMetrics } from './node';
-import { UdpDriver } from './transport/udp-driver';
+import { recvBufferShortfall, UdpDriver } from './transport/udp-driver';
 
 export { Cache, McCacheError, ErrorCode };
 export { MalformedPacketError, MessageTooLargeError } from './errors';
@@ -37,6 +37,8 @@ let node: McCacheNode | undefined;
 let nodeSettings: Settings | undefined;
 let logger: Logger | undefined;
 let exiting = false;
+/** The node whose metrics summary was logged at shutdown. */
+let summarized: McCacheNode | undefined;
 
 /**
  * How long a new node's writes wait for the first peer to be heard (McCacheNode joinGrace):
@@ -136,7 +138,9 @@ export async function shutdown(): Promise<void> {
   const n = node;
   if (!n) return;
   await n.shutdown();
-  if (logger?.isLevelEnabled('info')) logger.info('shutdown', { metrics: n.localMetrics() });
+  // Once per node: a script that calls shutdown() itself runs it again at exit (beforeExit).
+  if (summarized !== n && logger?.isLevelEnabled('info')) logger.info('shutdown', { metrics: n.localMetrics() });
+  summarized = n;
   logger?.flush();
 }
 
@@ -183,7 +187,10 @@ function ensureNode(settings: Settings, options: SettingsOptions): McCacheNode {
     pulse: settings.pulse,
     onMetricsRequest: (m) => log.info('metrics', { metrics: m }),
   });
-  n.start().catch((err: unknown) => {
+  n.start().then(() => {
+    const short = recvBufferShortfall(transport.options.recvBufferSize, transport.stats().recvBufferSize);
+    if (short) log.warn('socket receive buffer smaller than asked: bursts will overflow it and be retransmitted', { ...short });
+  }, (err: unknown) => {
     log.error('transport failed to start', { err: String(err) });
   });
   node = n;

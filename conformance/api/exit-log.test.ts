@@ -47,6 +47,14 @@ describe('logging at exit', function () {
     expect(summary!.metrics!.caches.find((c) => c.name === 'logged')).to.include({ sets: 2, hits: 1 });
   });
 
+  it('writes the summary once when the script calls shutdown() itself before it ends', async () => {
+    const log = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mccache-logfile-')), 'mccache.log');
+    const r = await runScript(`${SCRIPT.replace("import { getCache }", "import { getCache, shutdown }")}void shutdown();\n`, { MCCACHE_LOG_FILENAME: log });
+    expect(r.code, r.stderr).to.equal(0);
+    const msgs = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(msgs.filter((m) => m === 'shutdown')).to.have.length(1);
+  });
+
   it('writes nothing when logging is off', async () => {
     const r = await runScript(SCRIPT, {});
     expect(r.code).to.equal(0);

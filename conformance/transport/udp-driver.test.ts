@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import type { Message } from '../../runtime/codec/packet';
 import type { CoreEvent } from '../../runtime/core/types';
 import { ErrorCode, McCacheError } from '../../runtime/errors';
-import { UdpDriver, type UdpDriverOptions } from '../../runtime/transport/udp-driver';
+import { recvBufferShortfall, UdpDriver, type UdpDriverOptions } from '../../runtime/transport/udp-driver';
 import { FAST, put, until } from './udp-helpers';
 import { privateGroup } from '../cluster/cluster-processes';
 
@@ -104,6 +104,33 @@ describe('transport/udp-driver: two drivers in one process', function () {
       again = err;
     }
     expect(again).to.be.instanceOf(McCacheError).with.property('code', ErrorCode.CLOSED);
+  });
+
+  it('a receive buffer larger than the kernel allows is granted smaller, and reported as a shortfall', async () => {
+    // 1 GiB is above any rmem_max this suite meets; the driver starts with what it gets.
+    const d = make({ recvBufferSize: 1 << 30 });
+    await d.start();
+    const reported = d.stats().recvBufferSize;
+    expect(reported).to.be.greaterThan(0).and.below(2 ** 31);
+    const short = recvBufferShortfall(d.options.recvBufferSize, reported);
+    expect(short).to.not.equal(undefined);
+    expect(short!.requested).to.equal(1 << 30);
+    expect(short!.granted).to.be.below(1 << 30);
+    // As much as was granted is no shortfall.
+    expect(recvBufferShortfall(short!.granted, reported)).to.equal(undefined);
+  });
+
+  it('recvBufferShortfall: Linux reports twice the usable size; nothing asked or not started is no shortfall', () => {
+    expect(recvBufferShortfall(4 << 20, 8 << 20, 'linux')).to.equal(undefined);
+    expect(recvBufferShortfall(4 << 20, 425_984, 'linux')).to.deep.equal({
+      requested: 4 << 20, granted: 212_992,
+      hint: 'raise net.core.rmem_max to at least 4194304 (sysctl -w net.core.rmem_max=4194304, and in /etc/sysctl.d to keep it)',
+    });
+    expect(recvBufferShortfall(4 << 20, 4 << 20, 'darwin')).to.equal(undefined);
+    expect(recvBufferShortfall(4 << 20, 1 << 20, 'darwin')).to.deep.include({ granted: 1 << 20, hint: 'raise kern.ipc.maxsockbuf above 4194304' });
+    expect(recvBufferShortfall(4 << 20, 1 << 20, 'win32')!.hint).to.match(/socket receive buffer limit/);
+    expect(recvBufferShortfall(0, 425_984, 'linux')).to.equal(undefined);
+    expect(recvBufferShortfall(4 << 20, 0, 'linux')).to.equal(undefined);
   });
 
   it('never holds a process open by itself', () => {
