@@ -530,9 +530,9 @@ export interface RecvBufferShortfall {
  * when it granted enough, when nothing was asked (0: the kernel's default), or before start
  * (`reported` 0). Linux caps SO_RCVBUF at net.core.rmem_max without an error (208 KiB on a
  * stock kernel) and reports twice the usable size. A short buffer overflows in bursts, and the
- * core repairs what it drops by NAK and retransmission: measured with the stock cap, 1x
- * 120k writes/s over 3 processes retransmitted 36k datagrams in 10 s, against none with 4 MiB
- * (bench/overload.bench.ts).
+ * core repairs what it drops by NAK and retransmission: measured with the stock cap, 120k
+ * writes/s over 3 processes retransmitted 36k datagrams in 10 s; with 4 MiB, none at 120k or
+ * 240k (bench/overload.bench.ts).
  */
 export function recvBufferShortfall(requested: number, reported: number, platform: NodeJS.Platform = process.platform): RecvBufferShortfall | undefined {
   if (requested <= 0 || reported <= 0) return undefined;
