@@ -13,7 +13,7 @@
  * so memory growth shows the backlog, not a growing data set (the key space itself is about
  * KEYS entries per process once written).
  *  - Sustainable rate: a paced sweep (SWEEP_SECONDS per step, a fresh cache each); a step
- *    passes when the writers kept >= 95 % of the rate, no write was shed, and every member's
+ *    passes when the writers kept >= 95 % of the rate, no write was spilled or shed, and every member's
  *    Cache.checksum() agreed within SUSTAINED_CONVERGE_MS after the load stopped. The sweep
  *    stops at the first failure; the highest passing step is "sustainable".
  *  - Baseline (1x) and overload (2x): the same load on a fresh cache, each 1x/2x pair in fresh
@@ -22,7 +22,8 @@
  *    of 3 repetitions, while the first 1x drained at once); every process samples its
  *    backlog every SAMPLE_MS: getLocalMetrics().pending (writes not yet handed to the
  *    transport), the transport's unackedMessages (sent, not yet acknowledged by every member),
- *    shed (pending writes dropped under overload, repaired later by anti-entropy), RSS and heap.
+ *    spilled (pending writes kept as keys beyond maxPending and sent later from the cache), shed
+ *    (spilled writes dropped beyond the spill bound, repaired later by anti-entropy), RSS and heap.
  *    After the stop: drain = until every process has nothing pending and nothing unacknowledged;
  *    converge = until the last remote write that left every member with the same checksum
  *    (bench/fixtures/converge.ts: checksums are hashed only once the cluster is quiet, so the
@@ -78,6 +79,7 @@ interface Done {
 interface Final {
   samples: Sample[];
   cpuMs: number;
+  spilled: number;
   shed: number;
   retransmits: number;
   naksSent: number;
@@ -105,7 +107,7 @@ async function child(): Promise<void> {
   let samples: Sample[] = [];
   let sampler: NodeJS.Timeout | undefined;
   let cpu0 = process.cpuUsage();
-  let base = { shed: 0, retransmits: 0, naksSent: 0 };
+  let base = { spilled: 0, shed: 0, retransmits: 0, naksSent: 0 };
   let t0 = 0;
 
   const sample = (): void => {
@@ -138,7 +140,7 @@ async function child(): Promise<void> {
     go: async (m) => {
       cpu0 = process.cpuUsage();
       const tr = transport();
-      base = { shed: getLocalMetrics()?.shed ?? 0, retransmits: tr.retransmits, naksSent: tr.naksSent };
+      base = { spilled: getLocalMetrics()?.spilled ?? 0, shed: getLocalMetrics()?.shed ?? 0, retransmits: tr.retransmits, naksSent: tr.naksSent };
       t0 = m['startAt'] as number;
       samples = [];
       sampler = setInterval(sample, SAMPLE_MS);
@@ -159,7 +161,7 @@ async function child(): Promise<void> {
       const c = process.cpuUsage(cpu0);
       const tr = transport();
       const report: Final = {
-        samples, cpuMs: (c.user + c.system) / 1000, shed: (getLocalMetrics()?.shed ?? 0) - base.shed,
+        samples, cpuMs: (c.user + c.system) / 1000, spilled: (getLocalMetrics()?.spilled ?? 0) - base.spilled, shed: (getLocalMetrics()?.shed ?? 0) - base.shed,
         retransmits: tr.retransmits - base.retransmits, naksSent: tr.naksSent - base.naksSent, entries: cache?.size ?? 0,
       };
       toParent({ type: 'final', index, report });
@@ -197,6 +199,7 @@ interface Result {
   peakRss: number;
   peakHeap: number;
   startRss: number;
+  spilled: number;
   shed: number;
   retransmits: number;
   naksSent: number;
@@ -265,7 +268,7 @@ async function main(): Promise<void> {
       peakPending: Math.max(...all.map((s) => s.pending)), peakUnacked: Math.max(...all.map((s) => s.unacked)),
       peakRss: Math.max(...all.map((s) => s.rss)), peakHeap: Math.max(...all.map((s) => s.heap)),
       startRss: Math.max(...fin.map((f) => f.samples[0]?.rss ?? NaN)),
-      shed: fin.reduce((n, f) => n + f.shed, 0), retransmits: fin.reduce((n, f) => n + f.retransmits, 0), naksSent: fin.reduce((n, f) => n + f.naksSent, 0),
+      spilled: fin.reduce((n, f) => n + f.spilled, 0), shed: fin.reduce((n, f) => n + f.shed, 0), retransmits: fin.reduce((n, f) => n + f.retransmits, 0), naksSent: fin.reduce((n, f) => n + f.naksSent, 0),
       entries: fin.map((f) => f.entries),
       cpuPct: fin.map((f) => (f.cpuMs * 100) / wallMs), othersPct,
       series: fin.map((f) => f.samples),
@@ -288,7 +291,7 @@ async function main(): Promise<void> {
     if (Number.isFinite(forced)) sustainable = forced;
     for (const rate of Number.isFinite(forced) ? [] : SWEEP_RATES) {
       const r = await phase(`sweep ${fmt(rate)}/s`, rate, SWEEP_SECONDS, SWEEP_WAIT_MS, false);
-      const pass = r.achieved >= 0.95 * rate && r.shed === 0 && r.convergeMs <= SUSTAINED_CONVERGE_MS;
+      const pass = r.achieved >= 0.95 * rate && r.spilled === 0 && r.shed === 0 && r.convergeMs <= SUSTAINED_CONVERGE_MS;
       sweep.push({ ...r, pass });
       if (!pass) break;
       sustainable = rate;
@@ -313,20 +316,20 @@ async function main(): Promise<void> {
   const ms = (n: number, bound = DRAIN_MAX_MS): string => (Number.isFinite(n) ? `${fmt(n, 0)} ms` : `> ${fmt(bound / 1000)} s`);
   const cpu = (r: Result): string => `${r.cpuPct.map((x) => fmt(x)).join(' / ')} (${fmt(r.othersPct)}${r.othersPct > DISTURBED_PCT ? ' !' : ''})`;
   console.log('');
-  console.log(`## sustainable rate: sweep, ${SWEEP_SECONDS} s per step; pass = writers kept >= 95 %, nothing shed, checksums agree within ${SUSTAINED_CONVERGE_MS} ms of the stop`);
-  console.log('| writes/s (total) | achieved/s | converge | drain | peak pending / unacked | shed | retransmits / NAKs | CPU % per process (rest of host) | pass |');
+  console.log(`## sustainable rate: sweep, ${SWEEP_SECONDS} s per step; pass = writers kept >= 95 %, nothing spilled or shed, checksums agree within ${SUSTAINED_CONVERGE_MS} ms of the stop`);
+  console.log('| writes/s (total) | achieved/s | converge | drain | peak pending / unacked | spilled / shed | retransmits / NAKs | CPU % per process (rest of host) | pass |');
   console.log('|---:|---:|---:|---:|---|---:|---|---|---|');
   for (const r of sweep) {
-    console.log(`| ${fmt(r.rate)} | ${fmt(r.achieved)} | ${ms(r.convergeMs, SWEEP_WAIT_MS)} | ${ms(r.drainMs, SWEEP_WAIT_MS)} | ${fmt(r.peakPending)} / ${fmt(r.peakUnacked)} | ${fmt(r.shed)} | ${fmt(r.retransmits)} / ${fmt(r.naksSent)} | ${cpu(r)} | ${r.pass ? 'yes' : 'no'} |`);
+    console.log(`| ${fmt(r.rate)} | ${fmt(r.achieved)} | ${ms(r.convergeMs, SWEEP_WAIT_MS)} | ${ms(r.drainMs, SWEEP_WAIT_MS)} | ${fmt(r.peakPending)} / ${fmt(r.peakUnacked)} | ${fmt(r.spilled)} / ${fmt(r.shed)} | ${fmt(r.retransmits)} / ${fmt(r.naksSent)} | ${cpu(r)} | ${r.pass ? 'yes' : 'no'} |`);
   }
   console.log(`\nSustainable: ${Number.isFinite(sustainable) ? `${fmt(sustainable)} writes/s${sweep.every((x) => x.pass) ? ' (every step passed: the sweep ended, not the cluster)' : ''}` : `none of the steps passed; the baseline below runs at the smallest step, ${fmt(SWEEP_RATES[0]!)} writes/s`}`);
   if (base && over) {
     console.log('');
     console.log(`## 1x vs 2x: the same workload on a fresh cache; peaks over every process, sampled every ${SAMPLE_MS} ms`);
-    console.log('| phase | writes/s | seconds | achieved/s | peak pending | peak unacked | shed | peak RSS (start) | peak heap | drain after stop | converge after stop (local checksums equal) | getClusterChecksum from process 0 | entries per process | retransmits / NAKs | CPU % per process (rest of host) |');
+    console.log('| phase | writes/s | seconds | achieved/s | peak pending | peak unacked | spilled / shed | peak RSS (start) | peak heap | drain after stop | converge after stop (local checksums equal) | getClusterChecksum from process 0 | entries per process | retransmits / NAKs | CPU % per process (rest of host) |');
     console.log('|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|---|---|');
     for (const r of pairs.flatMap((x) => [x.base, x.over])) {
-      console.log(`| ${r.label} | ${fmt(r.rate)} | ${r.seconds} | ${fmt(r.achieved)} | ${fmt(r.peakPending)} | ${fmt(r.peakUnacked)} | ${fmt(r.shed)} | ${mib(r.peakRss)} (${mib(r.startRss)}) | ${mib(r.peakHeap)} | ${ms(r.drainMs)} | ${ms(r.convergeMs)} | ${r.clusterChecksum} | ${r.entries.map((e) => fmt(e)).join(' / ')} | ${fmt(r.retransmits)} / ${fmt(r.naksSent)} | ${cpu(r)} |`);
+      console.log(`| ${r.label} | ${fmt(r.rate)} | ${r.seconds} | ${fmt(r.achieved)} | ${fmt(r.peakPending)} | ${fmt(r.peakUnacked)} | ${fmt(r.spilled)} / ${fmt(r.shed)} | ${mib(r.peakRss)} (${mib(r.startRss)}) | ${mib(r.peakHeap)} | ${ms(r.drainMs)} | ${ms(r.convergeMs)} | ${r.clusterChecksum} | ${r.entries.map((e) => fmt(e)).join(' / ')} | ${fmt(r.retransmits)} / ${fmt(r.naksSent)} | ${cpu(r)} |`);
     }
     // A ratio to a baseline under 1 (ms, or a backlog of 0) says nothing: print both instead.
     const ratio = (a: number, b: number): string => (Number.isFinite(a / b) && b >= 1 ? `${fmt(a / b, 1)}x` : `${fmt(a)} vs ${fmt(b)}`);
@@ -335,7 +338,7 @@ async function main(): Promise<void> {
         const v = [...xs].sort((a, b) => (Number.isFinite(a) ? a : Infinity) - (Number.isFinite(b) ? b : Infinity));
         return `${f(v[0]!)} / **${f(v[Math.floor((v.length - 1) / 2)]!)}** / ${f(v[v.length - 1]!)}`;
       };
-      console.log(`\n2x over ${pairs.length} repetitions, min / **median** / max: shed ${mmm(pairs.map((x) => x.over.shed), (n) => fmt(n))}; drain ${mmm(pairs.map((x) => x.over.drainMs), (n) => ms(n))}; converge ${mmm(pairs.map((x) => x.over.convergeMs), (n) => ms(n))}; peak heap ${mmm(pairs.map((x) => x.over.peakHeap), mib)}`);
+      console.log(`\n2x over ${pairs.length} repetitions, min / **median** / max: spilled ${mmm(pairs.map((x) => x.over.spilled), (n) => fmt(n))}; shed ${mmm(pairs.map((x) => x.over.shed), (n) => fmt(n))}; drain ${mmm(pairs.map((x) => x.over.drainMs), (n) => ms(n))}; converge ${mmm(pairs.map((x) => x.over.convergeMs), (n) => ms(n))}; peak heap ${mmm(pairs.map((x) => x.over.peakHeap), mib)}`);
       console.log(`1x over ${pairs.length} repetitions: drain ${mmm(pairs.map((x) => x.base.drainMs), (n) => ms(n))}; converge ${mmm(pairs.map((x) => x.base.convergeMs), (n) => ms(n))}`);
       console.log('Ratios below: the pair whose overload converged in the median time.');
     }

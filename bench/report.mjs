@@ -484,10 +484,10 @@ if (C) {
 const O = R['overload'];
 if (O) {
   h2('Overload and recovery');
-  p(`${O.params.nodes} McCache processes all write (random keys among ${fmt(O.params.keys)}, ${O.params.valueChars}-character values). First a paced sweep finds the sustainable rate (a step passes when the writers kept up, nothing was shed and every member's checksum agreed within ${O.params.sustainedConvergeMs} ms of the stop); then the same load at that rate for ${O.params.baseSeconds} s (1x, the baseline) and at twice it for ${O.params.overloadSeconds} s (2x). Pending: writes not yet handed to the transport; unacked: sent, not yet acknowledged by every member; shed: pending writes dropped under overload, repaired later by anti-entropy. Drain: until nothing is pending or unacknowledged anywhere. Converge: until the last remote write that left every member with the same checksum. ${(O.reps ?? []).length > 1 ? `The sweep ran once, the 1x/2x pair ${O.reps.length} times.` : 'One run (no repetitions).'} Source: bench/overload.bench.ts.`);
+  p(`${O.params.nodes} McCache processes all write (random keys among ${fmt(O.params.keys)}, ${O.params.valueChars}-character values). First a paced sweep finds the sustainable rate (a step passes when the writers kept up, nothing was spilled or shed and every member's checksum agreed within ${O.params.sustainedConvergeMs} ms of the stop); then the same load at that rate for ${O.params.baseSeconds} s (1x, the baseline) and at twice it for ${O.params.overloadSeconds} s (2x). Pending: writes not yet handed to the transport; unacked: sent, not yet acknowledged by every member; spilled: pending writes beyond 65,536 kept as keys only and sent later from the cache (pending counts them); shed: spilled writes dropped beyond 8 times that, repaired later by anti-entropy. Drain: until nothing is pending or unacknowledged anywhere. Converge: until the last remote write that left every member with the same checksum. ${(O.reps ?? []).length > 1 ? `The sweep ran once, the 1x/2x pair ${O.reps.length} times.` : 'One run (no repetitions).'} Source: bench/overload.bench.ts.`);
   h3('Sweep');
-  table(['writes/s:', 'achieved/s:', 'converge:', 'drain:', 'peak pending / unacked', 'shed:', 'retransmits / NAKs', 'CPU % per process', 'rest of host %:', 'pass'], O.sweep.map((r) => [
-    fmt(r.rate), fmt(r.achieved), ms(num(r.convergeMs)), ms(num(r.drainMs)), `${fmt(r.peakPending)} / ${fmt(r.peakUnacked)}`, fmt(r.shed), `${fmt(r.retransmits)} / ${fmt(r.naksSent)}`,
+  table(['writes/s:', 'achieved/s:', 'converge:', 'drain:', 'peak pending / unacked', 'spilled / shed:', 'retransmits / NAKs', 'CPU % per process', 'rest of host %:', 'pass'], O.sweep.map((r) => [
+    fmt(r.rate), fmt(r.achieved), ms(num(r.convergeMs)), ms(num(r.drainMs)), `${fmt(r.peakPending)} / ${fmt(r.peakUnacked)}`, `${fmt(r.spilled ?? 0)} / ${fmt(r.shed)}`, `${fmt(r.retransmits)} / ${fmt(r.naksSent)}`,
     r.cpuPct.map((c) => fmt(c)).join(' / '), `${fmt(r.othersPct)}${r.othersPct > DISTURBED_PCT ? ' !' : ''}`, r.pass ? 'yes' : 'no',
   ]));
   p(O.sustainable ? `Sustainable in this run: **${fmt(O.sustainable)} writes/s** (3 processes together).` : 'No sweep step passed in this run; the 1x phase ran at the smallest step.');
@@ -495,8 +495,8 @@ if (O) {
     h3('1x vs 2x');
     const b = O.base;
     const o = O.overload;
-    table(['phase', 'writes/s:', 's:', 'achieved/s:', 'peak pending:', 'peak unacked:', 'shed:', 'peak RSS (at start):', 'peak heap:', 'drain after stop:', 'converge after stop:', 'getClusterChecksum', 'entries per process', 'CPU % per process', 'rest of host %:'], [b, o].map((r) => [
-      r.label, fmt(r.rate), fmt(r.seconds), fmt(r.achieved), fmt(r.peakPending), fmt(r.peakUnacked), fmt(r.shed), `${mib(r.peakRss)} (${mib(r.startRss)})`, mib(r.peakHeap),
+    table(['phase', 'writes/s:', 's:', 'achieved/s:', 'peak pending:', 'peak unacked:', 'spilled / shed:', 'peak RSS (at start):', 'peak heap:', 'drain after stop:', 'converge after stop:', 'getClusterChecksum', 'entries per process', 'CPU % per process', 'rest of host %:'], [b, o].map((r) => [
+      r.label, fmt(r.rate), fmt(r.seconds), fmt(r.achieved), fmt(r.peakPending), fmt(r.peakUnacked), `${fmt(r.spilled ?? 0)} / ${fmt(r.shed)}`, `${mib(r.peakRss)} (${mib(r.startRss)})`, mib(r.peakHeap),
       Number.isFinite(num(r.drainMs)) ? ms(num(r.drainMs)) : `> ${fmt(O.params.drainMaxMs / 1000)} s`, Number.isFinite(num(r.convergeMs)) ? ms(num(r.convergeMs)) : `not within ${fmt(O.params.drainMaxMs / 1000)} s`,
       r.clusterChecksum, r.entries.map((e) => fmt(e)).join(' / '), r.cpuPct.map((c) => fmt(c)).join(' / '), `${fmt(r.othersPct)}${r.othersPct > DISTURBED_PCT ? ' !' : ''}`,
     ]));
@@ -507,13 +507,13 @@ if (O) {
         const g = (n) => (Number.isFinite(n) ? f(n) : `> ${fmt(O.params.drainMaxMs / 1000)} s`);
         return `${g(v[0])} / **${g(v[Math.floor((v.length - 1) / 2)])}** / ${g(v[v.length - 1])}`;
       };
-      p(`The 1x/2x pair ran ${O.reps.length} times (the table shows the pair whose overload converged in the median time). Min / **median** / max over them: 2x shed ${span(O.reps.map((r) => r.overload.shed), (n) => fmt(n))}, drain ${span(O.reps.map((r) => r.overload.drainMs), ms)}, converge ${span(O.reps.map((r) => r.overload.convergeMs), ms)}, peak heap ${span(O.reps.map((r) => r.overload.peakHeap), mib)}; 1x drain ${span(O.reps.map((r) => r.base.drainMs), ms)}, converge ${span(O.reps.map((r) => r.base.convergeMs), ms)}.`);
+      p(`The 1x/2x pair ran ${O.reps.length} times (the table shows the pair whose overload converged in the median time). Min / **median** / max over them: 2x spilled ${span(O.reps.map((r) => r.overload.spilled ?? 0), (n) => fmt(n))}, shed ${span(O.reps.map((r) => r.overload.shed), (n) => fmt(n))}, drain ${span(O.reps.map((r) => r.overload.drainMs), ms)}, converge ${span(O.reps.map((r) => r.overload.convergeMs), ms)}, peak heap ${span(O.reps.map((r) => r.overload.peakHeap), mib)}; 1x drain ${span(O.reps.map((r) => r.base.drainMs), ms)}, converge ${span(O.reps.map((r) => r.base.convergeMs), ms)}.`);
     }
     if (b.peakPending > 0 || b.shed > 0) {
-      p(`At the 1x rate a backlog built up over ${fmt(b.seconds)} s (peak pending ${fmt(b.peakPending)}${b.shed ? `, ${fmt(b.shed)} shed` : ''}) although the ${fmt(O.params.sweepSeconds)} s sweep step at that rate passed: the short step overstates what the cluster sustains for longer.`);
+      p(`At the 1x rate a backlog built up over ${fmt(b.seconds)} s (peak pending ${fmt(b.peakPending)}${b.spilled ? `, ${fmt(b.spilled)} spilled` : ''}${b.shed ? `, ${fmt(b.shed)} shed` : ''}) although the ${fmt(O.params.sweepSeconds)} s sweep step at that rate passed: the short step overstates what the cluster sustains for longer.`);
     }
-    summary.push([`overload: 2x the sustainable rate (${fmt(o.rate)} writes/s) for ${fmt(o.seconds)} s, then stop: converge after the stop (peak pending)`,
-      `${Number.isFinite(num(o.convergeMs)) ? ms(num(o.convergeMs)) : `> ${fmt(O.params.drainMaxMs / 1000)} s`} (${fmt(o.peakPending)}, ${fmt(o.shed)} shed)`,
+    summary.push([`overload: 2x the sustainable rate (${fmt(o.rate)} writes/s) for ${fmt(o.seconds)} s, then stop: converge after the stop (peak pending, spilled, shed)`,
+      `${Number.isFinite(num(o.convergeMs)) ? ms(num(o.convergeMs)) : `> ${fmt(O.params.drainMaxMs / 1000)} s`} (${fmt(o.peakPending)}, ${fmt(o.spilled ?? 0)} spilled, ${fmt(o.shed)} shed)`,
       `1x (${fmt(b.rate)} writes/s, ${fmt(b.seconds)} s): ${ms(num(b.convergeMs))} (${fmt(b.peakPending)})`, rr(num(o.convergeMs), num(b.convergeMs))]);
     p(`2x / 1x: peak pending ${rr(o.peakPending, b.peakPending)}, peak unacked ${rr(o.peakUnacked, b.peakUnacked)}, peak RSS ${x(o.peakRss, b.peakRss, 1)}, drain ${rr(num(o.drainMs), num(b.drainMs))} (ms), converge ${rr(num(o.convergeMs), num(b.convergeMs))} (ms). Final coherence: ${Number.isFinite(num(o.convergeMs)) ? 'every member ended with the same checksum' : '**the members had not converged when the bench stopped waiting**'}.`);
     const seriesOf = (r, field, f = (v) => v) => {

@@ -104,8 +104,10 @@ export interface NodeOptions {
    */
   pulse?: number;
   /**
-   * Most writes waiting for room in the send window. Beyond it the oldest pending put is shed;
-   * its value stays local and anti-entropy repairs peers. @default 65536
+   * Most writes waiting for room in the send window as messages. Beyond it the oldest pending
+   * put is spilled: only its key is kept, and it is sent from the cache when there is room;
+   * beyond 8 times as many spilled keys, the oldest is shed and anti-entropy repairs peers.
+   * @default 65536
    */
   maxPending?: number;
 }
@@ -120,7 +122,12 @@ export interface LocalMetrics {
   pending: number;
   /** Pending writes dropped because the transport refused them (MCCACHE_ERR_MESSAGE_TOO_LARGE). */
   dropped: number;
-  /** Pending puts shed under sustained overload (repaired by anti-entropy). */
+  /**
+   * Pending puts taken out of the queue under overload and kept as keys, to be sent later from
+   * the cache as it then stands (a count since start; those still waiting are in `pending`).
+   */
+  spilled: number;
+  /** Spilled puts dropped beyond the spill bound (ever-new keys), repaired by anti-entropy. */
   shed: number;
   members: string[];
 }
@@ -136,6 +143,14 @@ const REPLY_QUIET_MS = 20;
 const SYNC_COALESCE_MS = 5;
 /** Follow-up pulses after a shed backlog cleared (ms after it cleared). */
 const REPAIR_PULSES_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
+/**
+ * Spilled writes kept, as a multiple of maxPending. A spilled write costs a key in a set (the
+ * key string is the cache's own), not a message with its value, so many more fit; beyond this,
+ * with ever-new keys, writes are shed and anti-entropy repairs peers.
+ */
+const SPILL_FACTOR = 8;
+/** Spilled writes turned back into messages per pass of #flush (bounds what is built at once). */
+const SPILL_CHUNK = 1024;
 /** SHA-256 of nothing: Cache.checksum() of an empty cache. */
 const EMPTY_CHECKSUM = createHash('sha256').digest('hex');
 
@@ -154,6 +169,14 @@ export class McCacheNode implements Replicator {
   /** Pending puts and deletes: per cache, per key, the newest only (see `publish`). */
   readonly #writes = new Map<string, Map<string, PublishedPut | PublishedDelete>>();
   #writesCount = 0;
+  /**
+   * Spilled writes: puts taken out of #writes beyond maxPending, kept as their keys only, per
+   * cache, oldest first. #flush sends each from the cache as it then stands (Cache.currentPut).
+   */
+  readonly #spilled = new Map<string, Set<string>>();
+  #spilledCount = 0;
+  #spills = 0;
+  readonly #maxSpilled: number;
   #maxMessageSize: number | undefined;
   /** Bucket requests being gathered (see #onReceive), by asker, bucket count and cache. */
   readonly #syncAsks = new Map<string, { from: NodeId; m: MessageOf<'sync_request'>; ids: Set<number> }>();
@@ -205,6 +228,7 @@ export class McCacheNode implements Replicator {
     this.#joined = this.#joinGrace === 0;
     this.#pulse = nonNegative('pulse', options.pulse, 0);
     this.#maxPending = nonNegative('maxPending', options.maxPending, 65536);
+    this.#maxSpilled = SPILL_FACTOR * this.#maxPending;
     this.#t.on('deliver', (e) => this.#onDeliver(e.from, e.seq, e.message));
     this.#t.on('receive', (e) => this.#onReceive(e.from, e.message));
     this.#t.on('member-up', (e) => {
@@ -325,7 +349,8 @@ export class McCacheNode implements Replicator {
       // Re-inserting moves a key behind the others: the newest mutation of a key goes out last.
       if (!writes.delete(message.key)) this.#writesCount++;
       writes.set(message.key, message);
-      if (this.#writesCount + this.#pending.size > this.#maxPending) this.#shedOne();
+      if (this.#spilledCount > 0 && this.#spilled.get(message.cache)?.delete(message.key)) this.#spilledCount--;
+      if (this.#writesCount + this.#pending.size > this.#maxPending) this.#spillOne();
       this.#scheduleFlush();
     } else {
       this.#enqueue(`c${(message as { cache: string }).cache}`, message);
@@ -334,7 +359,7 @@ export class McCacheNode implements Replicator {
 
   /** Writes not yet handed to the transport (join grace, or waiting for room in the send window). */
   get pending(): number {
-    return this.#writesCount + this.#pending.size;
+    return this.#writesCount + this.#spilledCount + this.#pending.size;
   }
 
   /** True when nothing is pending and every member acknowledged everything sent. */
@@ -346,7 +371,7 @@ export class McCacheNode implements Replicator {
     return {
       nodeId: formatNodeId(this.nodeId), host: hostname(), pid: process.pid,
       caches: [...this.#caches.values()].map((c) => c.metrics()),
-      transport: { ...this.#t.stats(), gapsReported: this.#gaps }, pending: this.pending, shed: this.#shed, dropped: this.#dropped,
+      transport: { ...this.#t.stats(), gapsReported: this.#gaps }, pending: this.pending, spilled: this.#spills, shed: this.#shed, dropped: this.#dropped,
       members: this.#t.core.members.map(formatNodeId),
     };
   }
@@ -427,22 +452,74 @@ export class McCacheNode implements Replicator {
   }
 
   /**
-   * Bounded memory under sustained overload with ever-new keys: sheds the oldest pending put
-   * (of the cache written longest ago). Its value stays in the local cache, so peers pull it at
-   * the next anti-entropy pulse (a delete is not shed: tombstones travel the same way, but
-   * keeping them costs no more than one entry per key).
+   * Bounded memory under sustained overload: takes the oldest pending put (of the cache written
+   * longest ago) out of the queue and keeps only its key, to be sent from the cache when there is
+   * room (#flush). Beyond the spill bound (ever-new keys), the oldest spilled write is shed: its
+   * value stays in the local cache and peers pull it at the next anti-entropy pulse. A delete is
+   * never taken out: keeping it costs no more than one entry per key.
    */
-  #shedOne(): void {
-    for (const writes of this.#writes.values()) {
+  #spillOne(): void {
+    for (const [cache, writes] of this.#writes) {
       for (const [k, m] of writes) {
         if (m.op !== 'put') continue;
         writes.delete(k);
         this.#writesCount--;
+        let keys = this.#spilled.get(cache);
+        if (!keys) this.#spilled.set(cache, keys = new Set());
+        keys.add(k);
+        this.#spilledCount++;
+        this.#spills++;
+        if (this.#spilledCount > this.#maxSpilled) this.#shedOne();
+        return;
+      }
+    }
+  }
+
+  /** Drops the oldest spilled write: anti-entropy repairs it (see #flush). */
+  #shedOne(): void {
+    for (const [cache, keys] of this.#spilled) {
+      for (const k of keys) {
+        keys.delete(k);
+        if (keys.size === 0) this.#spilled.delete(cache);
+        this.#spilledCount--;
         this.#shed++;
         this.#shedUnrepaired = true;
         return;
       }
     }
+  }
+
+  /**
+   * Turns up to SPILL_CHUNK spilled writes back into queued puts, from the cache as it stands;
+   * true when any was taken (a key with nothing of ours to send any more is just forgotten).
+   */
+  #unspill(): boolean {
+    let budget = SPILL_CHUNK;
+    let taken = false;
+    for (const [cache, keys] of this.#spilled) {
+      const c = this.#caches.get(cache);
+      let writes = this.#writes.get(cache);
+      for (const k of keys) {
+        if (budget-- <= 0) return taken;
+        keys.delete(k);
+        this.#spilledCount--;
+        taken = true;
+        const put = c?.currentPut(k);
+        if (!put) {
+          // Usually deleted, expired, evicted or overwritten meanwhile; but a renewed identity
+          // also leaves older entries under its former id: let anti-entropy check (#flush).
+          this.#shedUnrepaired = true;
+          continue;
+        }
+        if (!writes) this.#writes.set(cache, writes = new Map());
+        if (!writes.has(k)) {
+          writes.set(k, put);
+          this.#writesCount++;
+        }
+      }
+      this.#spilled.delete(cache);
+    }
+    return taken;
   }
 
   #scheduleFlush(): void {
@@ -486,26 +563,29 @@ export class McCacheNode implements Replicator {
       // the writes of its cache, does not matter: receivers apply by version.
       const room = Math.floor(this.maxMessageSize / 255);
       const group = this.#group;
-      for (const [cache, writes] of this.#writes) {
-        group.writesOfCache = writes;
-        group.cache = cache;
-        const header = 3 + Buffer.byteLength(cache, 'utf8');
-        group.size = header;
-        for (const [key, message] of writes) {
-          // A string or scalar value set by the cache goes as it is: the encoder writes it
-          // straight into the message (no byte array per write).
-          const size = writeSize(message);
-          if (group.keys.length > 0 && (group.size + size > room || group.keys.length === 0xffff)) {
-            if (!this.#sendGroup()) return;
-            group.size = header;
+      // Spilled writes follow the queued ones, a chunk at a time, while the window has room.
+      do {
+        for (const [cache, writes] of this.#writes) {
+          group.writesOfCache = writes;
+          group.cache = cache;
+          const header = 3 + Buffer.byteLength(cache, 'utf8');
+          group.size = header;
+          for (const [key, message] of writes) {
+            // A string or scalar value set by the cache goes as it is: the encoder writes it
+            // straight into the message (no byte array per write).
+            const size = writeSize(message);
+            if (group.keys.length > 0 && (group.size + size > room || group.keys.length === 0xffff)) {
+              if (!this.#sendGroup()) return;
+              group.size = header;
+            }
+            group.keys.push(key);
+            group.writes.push(message);
+            group.size += size;
           }
-          group.keys.push(key);
-          group.writes.push(message);
-          group.size += size;
+          if (!this.#sendGroup()) return;
+          if (writes.size === 0) this.#writes.delete(cache);
         }
-        if (!this.#sendGroup()) return;
-        if (writes.size === 0) this.#writes.delete(cache);
-      }
+      } while (this.#spilledCount > 0 && this.#unspill());
       for (const [key, message] of this.#pending) {
         if (!this.#sendPending(key, message)) return;
       }

@@ -362,4 +362,28 @@ describe('cache versions', () => {
       );
     });
   });
+
+  it('currentPut: the put that replicates a key as it stands, only for a live value written here', () => {
+    const { cache, time, replicator } = makeCache<unknown>();
+    cache.set('s', 'text');
+    cache.set('o', { a: [1, 2] });
+    cache.set('t', 7, { ttl: 1000 });
+    const published = replicator.published.length;
+    expect(cache.currentPut('s')).to.deep.include({ op: 'put', kind: 'value', key: 's', ttl: 0, codec: 'utf8', value: 'text' });
+    const o = cache.currentPut('o')!;
+    expect(o.codec).to.equal('msgpack');
+    expect(o.value).to.deep.equal(encodeValue({ a: [1, 2] }).bytes);
+    expect(o.hlc).to.equal(cache.metadata('o')!.version.hlc);
+    time.advance(400);
+    expect(cache.currentPut('t')).to.deep.include({ ttl: 600, codec: 'msgpack', value: 7 });
+    time.advance(600);
+    expect(cache.currentPut('t'), 'expired').to.equal(undefined);
+    cache.delete('s');
+    expect(cache.currentPut('s'), 'deleted').to.equal(undefined);
+    cache.applyRemote(remotePut('o', 'newer', hlcAt(WALL0 + 60_000)), 2n);
+    expect(cache.currentPut('o'), "a peer's newer write").to.equal(undefined);
+    expect(cache.currentPut('never'), 'never held').to.equal(undefined);
+    // It only reads: nothing published, the cache unchanged.
+    expect(replicator.published.length).to.equal(published + 1); // the delete above
+  });
 });

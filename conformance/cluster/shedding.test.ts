@@ -1,20 +1,43 @@
 /**
  * Bounded memory under overload never loses a write (issue 4, DESIGN.md §4): with a tiny send
- * window and a tiny pending bound, most writes are shed from the send queue, yet every member
- * ends up with every write, because the writer offers its digest as soon as its backlog clears
- * and anti-entropy pulls what was shed.
+ * window and a tiny pending bound, most writes leave the send queue. Up to 8 x maxPending of
+ * them are spilled (kept as keys, sent from the cache when there is room), so they reach every
+ * member without anti-entropy; beyond that they are shed, and every member still ends up with
+ * every write, because the writer offers its digest as soon as its backlog clears and
+ * anti-entropy pulls what was shed.
  */
 import { expect } from 'chai';
 import { SimCluster, entriesOf } from './sim-cluster';
 
 describe('pending-write shedding', () => {
-  it('sheds beyond maxPending and still delivers every write through anti-entropy', async () => {
+  it('spills beyond maxPending: the writes reach every member from the cache, latest values, no anti-entropy', async () => {
+    const c = await SimCluster.start({ seed: 8, nodes: 3, core: { maxUnackedMessages: 2 }, node: { maxPending: 10 } });
+    const writer = c.cache(0, 'spill');
+    for (let k = 0; k < 80; k++) writer.set(`k${k}`, k);
+    for (let k = 0; k < 40; k++) writer.set(`k${k}`, 1000 + k); // spilled keys written again
+    for (let k = 40; k < 50; k++) writer.delete(`k${k}`); // spilled, then deleted
+    const m = c.nodes[0]!.localMetrics();
+    expect(m.spilled).to.be.at.least(50);
+    expect(m.shed).to.equal(0);
+    expect(m.pending).to.be.at.most(10 + 80);
+    c.settle(); // no pulse runs here: only the spilled writes themselves can bring the peers up
+    for (const i of [1, 2]) {
+      expect(entriesOf(c.nodes[i]!.caches.get('spill'))).to.deep.equal(entriesOf(writer));
+      expect(c.nodes[i]!.antiEntropyStats.entriesApplied).to.equal(0);
+    }
+    expect(writer.get('k3')).to.equal(1003);
+    expect(c.nodes[1]!.caches.get('spill')!.get('k3')).to.equal(1003);
+    expect(c.nodes[2]!.caches.get('spill')!.has('k45')).to.equal(false);
+    expect(c.nodes[0]!.localMetrics().pending).to.equal(0);
+  });
+
+  it('sheds beyond 8 x maxPending spilled writes and still delivers every write through anti-entropy', async () => {
     const c = await SimCluster.start({ seed: 9, nodes: 3, core: { maxUnackedMessages: 2 }, node: { maxPending: 10 } });
     const writer = c.cache(0, 'shed');
     for (let k = 0; k < 300; k++) writer.set(`k${k}`, k);
     const m = c.nodes[0]!.localMetrics();
-    expect(m.pending).to.be.at.most(10);
-    expect(m.shed).to.be.at.least(250);
+    expect(m.pending).to.be.at.most(10 + 80);
+    expect(m.shed).to.be.at.least(150);
     // Let the backlog drain (virtual time) and the follow-up pulse run (a microtask).
     for (let i = 0; i < 200; i++) {
       c.run(10);
@@ -30,7 +53,7 @@ describe('pending-write shedding', () => {
     const c = await SimCluster.start({ seed: 10, nodes: 2, core: { maxUnackedMessages: 2 }, node: { maxPending: 10, syncFlush: false, pulse: 600_000 } });
     await new Promise((r) => setTimeout(r, 200)); // the newcomer's bootstrap pulse (20-100 ms) is over
     const writer = c.cache(0, 'shed');
-    for (let k = 0; k < 100; k++) writer.set(`k${k}`, k);
+    for (let k = 0; k < 200; k++) writer.set(`k${k}`, k);
     await new Promise((r) => setImmediate(r));
     expect(c.nodes[0]!.localMetrics().shed).to.be.at.least(50);
     for (let i = 0; i < 500 && c.nodes[0]!.pending > 0; i++) {

@@ -407,6 +407,26 @@ export class Cache<V = unknown> implements SyncTarget {
     return this;
   }
 
+  /**
+   * The put that replicates `key` as it stands, as `set` published it: for a write the node took
+   * out of its queue under overload and sends later from the cache (node.ts, spilled writes).
+   * Undefined when the key holds no live value written here: deleted (its delete is queued
+   * itself), expired or evicted (local events), or overwritten by a peer (that peer replicates
+   * its own write).
+   */
+  currentPut(key: string): PublishedPut | undefined {
+    const t = this.#t;
+    const s = t.index.get(key);
+    if (s === undefined || t.origin[s] !== this.#origin()) return undefined;
+    const now = this.#now();
+    const expiresAt = t.expiresAt[s]!;
+    if (expiresAt <= now) return undefined;
+    const ttl = expiresAt === NEVER ? 0 : Math.max(1, Math.ceil(expiresAt - now));
+    // An entry keeps the bytes of an object value; a string or a primitive is sent as it is.
+    const value = t.bytes[s] ?? (t.values[s] as string | Scalar);
+    return { op: 'put', kind: 'value', cache: this.name, key, hlc: t.hlc[s]!, ttl, codec: CODEC_NAMES[t.codec[s]!]!, value };
+  }
+
   /** Removes `key` here and on every member; returns whether it held a live value here. */
   delete(key: string): boolean {
     this.#assertOpen();
