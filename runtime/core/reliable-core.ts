@@ -135,9 +135,9 @@ export const RENEW_NONCE_MARGIN = 1 << 20;
  * same, so members took 10-30 s to converge. Every member's window, our own looped-back
  * datagrams included, can land on one receiver at once, so a window is kept well below a
  * buffer's share: 3 members x 1 MiB fit. Measured (bench/overload.bench.ts, 3 processes, 1x =
- * 180k writes/s then 2x, 10 s each; 64 MiB in 2 runs -> 1 MiB): at 1x, 344k-349k
- * retransmissions -> 0 and drain 1.0-1.1 s -> 60 ms; after 2x, converge 9.8-27 s -> 5.1 s.
- * It binds before the message bound once ~700 datagram-sized messages are in flight, i.e.
+ * 180k writes/s then 2x, 10 s each; 64 MiB in 2 runs -> 1 MiB in 3): at 1x, 344k-349k
+ * retransmissions -> 0 and drain 1.0-1.1 s -> 60-148 ms; after 2x, converge 9.8-27 s ->
+ * 3.9-6.3 s. It binds before the message bound once ~700 datagram-sized messages are in flight, i.e.
  * only when a sender runs ahead of its ACKs (flat out, overloaded): one writer flat out then
  * delivers less (340k vs 400k puts/s to both readers, bench/replication.bench.ts).
  * Not derived from the socket buffer: with Linux's stock net.core.rmem_max (208 KiB, so ~416 KB
