@@ -270,6 +270,24 @@ export class AntiEntropy {
   }
 
   /**
+   * Asks `peer` for its full digest of `target` (then, as its chunks arrive, for the buckets that
+   * differ): what a root-digest difference starts, started without one, when the reliable core
+   * gave up messages of that peer (a `gap`) and only anti-entropy can bring them.
+   */
+  requestDigest(peer: bigint, target: SyncTarget, now: number): Message[] {
+    if (target.mode !== 1) return [];
+    const key = `${peer}/${target.name}`;
+    this.#asked.set(key, now);
+    const mine = digestOf(target, 1);
+    const b = bucketsFor(mine.numEntries);
+    this.stats.requestsSent++;
+    this.#awaiting.delete(key);
+    if (b === 1 || mine.numEntries === 0) return [{ op: 'sync_request', target: peer, cache: target.name, numBuckets: 1, bucketIds: [0] }];
+    this.#awaiting.set(key, { peer, cache: target.name, numBuckets: b, chunks: new Set(), covered: 0, pending: [] });
+    return [{ op: 'sync_request', target: peer, cache: target.name, numBuckets: b, bucketIds: [] }];
+  }
+
+  /**
    * A digest chunk from `from`. Returns what to send: a request for its full digest (root
    * differs), or for the buckets that differ (chunks of the full digest). `now` and
    * `minInterval` keep one difference from asking more than once per interval.
