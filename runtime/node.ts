@@ -256,6 +256,15 @@ export class McCacheNode implements Replicator {
         const c = this.#caches.get(name);
         if (c) for (const w of writes.values()) c.restamp(w.key, w.hlc, e.oldId, e.newId);
       }
+      // Spilled writes are unsent writes too: their entries' current versions, if still ours.
+      for (const [name, keys] of this.#spilled) {
+        const c = this.#caches.get(name);
+        if (!c) continue;
+        for (const k of keys) {
+          const v = c.versionOf(k);
+          if (v) c.restamp(k, v.hlc, e.oldId, e.newId);
+        }
+      }
       for (const m of this.#pending.values()) {
         if (m.op === 'clear') this.#caches.get(m.cache)?.restamp(undefined, m.hlc, e.oldId, e.newId);
       }

@@ -350,8 +350,9 @@ describe('core/renewal: a sender renews its identity before its numbers run out'
     expect(ids.size).to.equal(2);
   });
 
-  for (const syncFlush of [true, false]) {
-    it(`a whole McCacheNode (${syncFlush ? 'synchronous flush' : 'flush in a microtask'}): replicated writes keep flowing across a renewal, and nodeId reports the new id`, async () => {
+  for (const [syncFlush, maxPending] of [[true, undefined], [false, undefined], [false, 5]] as const) {
+    const spill = maxPending === undefined ? '' : `, maxPending ${maxPending} (writes spilled while it drains)`;
+    it(`a whole McCacheNode (${syncFlush ? 'synchronous flush' : 'flush in a microtask'}${spill}): replicated writes keep flowing across a renewal, and nodeId reports the new id`, async () => {
       // The microtask flush is where the old code crashed the process (an encoder error for a
       // sequence number past 2^32 - 1, thrown out of a microtask).
       const net = new SimNetwork(21, { loss: 0.05 });
@@ -367,7 +368,7 @@ describe('core/renewal: a sender renews its identity before its numbers run out'
       const nodes = [0, 1, 2].map((i) => {
         const t = new SimTransport(net, { ...SIM_CORE_OPTIONS, nodeId: simId(i), ...(i === 0 && { firstSeq: MAX_SEQ - 25, renewSeqMargin: 1 }) });
         byId.set(t.nodeId, t);
-        return new McCacheNode({ transport: t, wallNow: () => Date.UTC(2025, 0, 1) + net.now, cacheDefaults: { now }, syncFlush });
+        return new McCacheNode({ transport: t, wallNow: () => Date.UTC(2025, 0, 1) + net.now, cacheDefaults: { now }, syncFlush, ...(maxPending !== undefined && { maxPending }) });
       });
       const renewed: unknown[] = [];
       byId.get(simId(0))!.on('renewed', (e: unknown) => renewed.push(e));
@@ -392,6 +393,9 @@ describe('core/renewal: a sender renews its identity before its numbers run out'
       expect(newId).to.not.equal(simId(0));
       expect(renewed).to.deep.equal([{ type: 'renewed', oldId: simId(0), newId, reason: 'sequence' }]);
       expect(pendingSeen, 'writes waited while the identity drained').to.be.greaterThan(0);
+      if (maxPending !== undefined) expect(nodes[0]!.localMetrics().spilled, 'writes spilled').to.be.greaterThan(0);
+      // Every write came through replication itself, none by anti-entropy.
+      for (const n of nodes) expect(n.antiEntropyStats.entriesApplied, 'entries repaired by anti-entropy').to.equal(0);
       expect(nodes[0]!.localMetrics().nodeId).to.equal(newId.toString(16).padStart(16, '0'));
       expect((nodes[0]!.localMetrics().transport as { renewals: number }).renewals).to.equal(1);
       for (const n of nodes) expect(n.pending).to.equal(0);
