@@ -139,7 +139,8 @@ export const RENEW_NONCE_MARGIN = 1 << 20;
  * retransmissions -> 0 and drain 1.0-1.1 s -> 60-148 ms; after 2x, converge 9.8-27 s ->
  * 3.9-6.3 s. It binds before the message bound once ~700 datagram-sized messages are in flight, i.e.
  * only when a sender runs ahead of its ACKs (flat out, overloaded): one writer flat out then
- * delivers less (340k vs 400k puts/s to both readers, bench/replication.bench.ts).
+ * delivered 339k-398k puts/s to both readers in 3 runs, against 396k in 1 run with 64 MiB
+ * (bench/replication.bench.ts).
  * Not derived from the socket buffer: with Linux's stock net.core.rmem_max (208 KiB, so ~416 KB
  * of buffer), a 64 KiB window (about what such a buffer holds for 3 senders) did cut
  * retransmissions (1x 120k writes/s: 36k -> 0), but one writer flat out then delivered 39k
