@@ -482,8 +482,10 @@ export class McCacheNode implements Replicator {
         this.#writesCount--;
         let keys = this.#spilled.get(cache);
         if (!keys) this.#spilled.set(cache, keys = new Set());
-        keys.add(k);
-        this.#spilledCount++;
+        if (!keys.has(k)) {
+          keys.add(k);
+          this.#spilledCount++;
+        }
         this.#spills++;
         if (this.#spilledCount > this.#maxSpilled) this.#shedOne();
         return;
