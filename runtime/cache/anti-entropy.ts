@@ -276,15 +276,33 @@ export class AntiEntropy {
    */
   requestDigest(peer: bigint, target: SyncTarget, now: number): Message[] {
     if (target.mode !== 1) return [];
-    const key = `${peer}/${target.name}`;
+    const mine = digestOf(target, 1).numEntries;
+    return this.#askFullDigest(peer, target.name, mine, mine, now);
+  }
+
+  /**
+   * Starts an exchange with `peer` about `cache`: a request for its full digest at a bucket count
+   * for the larger of the two entry counts, after the requests still held back from the previous
+   * exchange with it (see handleDigest).
+   */
+  #askFullDigest(peer: bigint, cache: string, theirEntries: number, myEntries: number, now: number): Message[] {
+    const key = `${peer}/${cache}`;
     this.#asked.set(key, now);
-    const mine = digestOf(target, 1);
-    const b = bucketsFor(mine.numEntries);
-    this.stats.requestsSent++;
+    if (this.#asked.size > 4096) this.#asked.delete(this.#asked.keys().next().value!);
+    const previous = this.#awaiting.get(key);
+    const out = previous ? this.#requests(previous, true) : [];
     this.#awaiting.delete(key);
-    if (b === 1 || mine.numEntries === 0) return [{ op: 'sync_request', target: peer, cache: target.name, numBuckets: 1, bucketIds: [0] }];
-    this.#awaiting.set(key, { peer, cache: target.name, numBuckets: b, chunks: new Set(), covered: 0, pending: [] });
-    return [{ op: 'sync_request', target: peer, cache: target.name, numBuckets: b, bucketIds: [] }];
+    if (this.#awaiting.size >= 4096) this.#awaiting.delete(this.#awaiting.keys().next().value!);
+    const b = bucketsFor(Math.max(theirEntries, myEntries));
+    this.stats.requestsSent++;
+    // A small cache is one bucket, and an empty member wants every bucket: ask for all at once.
+    if (b === 1 || myEntries === 0) {
+      out.push({ op: 'sync_request', target: peer, cache, numBuckets: 1, bucketIds: [0] });
+      return out;
+    }
+    this.#awaiting.set(key, { peer, cache, numBuckets: b, chunks: new Set(), covered: 0, pending: [] });
+    out.push({ op: 'sync_request', target: peer, cache, numBuckets: b, bucketIds: [] });
+    return out;
   }
 
   /**
@@ -309,25 +327,9 @@ export class AntiEntropy {
     if (m.numBuckets === 1) {
       const mine = digestOf(target, 1);
       if (m.hashes.length === 1 && mine.hashes[0] === m.hashes[0]) return [];
-      const key = `${from}/${m.cache}`;
-      const last = this.#asked.get(key);
+      const last = this.#asked.get(`${from}/${m.cache}`);
       if (last !== undefined && now - last < minInterval) return [];
-      this.#asked.set(key, now);
-      if (this.#asked.size > 4096) this.#asked.delete(this.#asked.keys().next().value!);
-      const previous = this.#awaiting.get(key);
-      const out = previous ? this.#requests(previous, true) : [];
-      this.#awaiting.delete(key);
-      if (this.#awaiting.size >= 4096) this.#awaiting.delete(this.#awaiting.keys().next().value!);
-      const b = bucketsFor(Math.max(m.numEntries, mine.numEntries));
-      this.stats.requestsSent++;
-      // A small cache is one bucket, and an empty member wants every bucket: ask for all at once.
-      if (b === 1 || mine.numEntries === 0) {
-        out.push({ op: 'sync_request', target: from, cache: m.cache, numBuckets: 1, bucketIds: [0] });
-        return out;
-      }
-      this.#awaiting.set(key, { peer: from, cache: m.cache, numBuckets: b, chunks: new Set(), covered: 0, pending: [] });
-      out.push({ op: 'sync_request', target: from, cache: m.cache, numBuckets: b, bucketIds: [] });
-      return out;
+      return this.#askFullDigest(from, m.cache, m.numEntries, mine.numEntries, now);
     }
     // Full-digest chunks are multicast; only the member that asked for them acts on them, or
     // every member would request the same buckets.
