@@ -30,6 +30,7 @@
  * Each cell runs ROUNDS rounds of ROUND_MS (after one warm-up round), implementations
  * interleaved within a round; the table gives min / median / max ops/s and median ratios.
  */
+import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +48,9 @@ const ROUND_MS = Number(process.env['BENCH_MS'] ?? 150);
 const GET_PASSES = 10; // gets per batch = GET_PASSES * HOT, then one yield
 const DEADLINE_MS = 85_000;
 const CACHE_OPTIONS = { max: CAPACITY, ttl: 0, callbackWindow: 0 };
+/** Growth: entries written into an empty cache, one process per fill (a fresh heap each). */
+const GROWTH_N = 1_000_000;
+const GROWTH_REPS = Number(process.env['BENCH_REPS'] ?? 3);
 const DEFAULTS_OPTIONS = { max: CAPACITY }; // ttl and callbackWindow from the settings' defaults
 
 type Op = 'get hit' | 'get miss' | 'set string' | 'set object';
@@ -221,6 +225,55 @@ function peer(): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// growth: the pauses of a cache that fills up (a process of its own per fill)
+// ---------------------------------------------------------------------------------------------
+
+const GROWTH_TARGETS = ['Map', 'lru-cache, max 1M', 'McCache local only, max 1M', 'McCache local only, max 0 (maxSize bound)'] as const;
+type GrowthTarget = typeof GROWTH_TARGETS[number];
+interface GrowthResult { target: GrowthTarget; totalMs: number; longestMs: number; over1: number; over1Ms: number }
+
+/** In a fresh process: GROWTH_N new keys into an empty `target`, each set() timed. */
+function growthChild(target: GrowthTarget): void {
+  const keys = Array.from({ length: GROWTH_N }, (_, i) => `user:${String(i).padStart(7, '0')}`);
+  const str = Array.from({ length: HOT }, (_, i) => `value-${String(i).padStart(6, '0')}`);
+  const c: { set(k: string, v: string): unknown } =
+    target === 'Map' ? new Map<string, string>()
+      : target === 'lru-cache, max 1M' ? new LRUCache<string, string>({ max: GROWTH_N })
+        : new Cache<string>('growth', { ...(target === 'McCache local only, max 1M' ? { max: GROWTH_N } : { max: 0, maxSize: 2 ** 40 }), ttl: 0, callbackWindow: 0 }, { clock: new HybridClock(), nodeId: 1n });
+  let longest = 0;
+  let over1 = 0;
+  let over1Ms = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < GROWTH_N; i++) {
+    const a = performance.now();
+    c.set(keys[i]!, str[i % HOT]!);
+    const d = performance.now() - a;
+    if (d > longest) longest = d;
+    if (d > 1) {
+      over1++;
+      over1Ms += d;
+    }
+  }
+  const totalMs = performance.now() - t0;
+  process.send!({ target, totalMs, longestMs: longest, over1, over1Ms } satisfies GrowthResult, () => process.exit(0));
+}
+
+/** Each target's fills, interleaved over GROWTH_REPS rounds. */
+async function growth(): Promise<GrowthResult[]> {
+  const out: GrowthResult[] = [];
+  for (let r = 0; r < GROWTH_REPS; r++) {
+    for (const target of GROWTH_TARGETS) {
+      const k = fork(__filename, ['growth', target], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      out.push(await new Promise<GrowthResult>((resolve, reject) => {
+        k.once('message', (m) => resolve(m as GrowthResult));
+        k.once('exit', (code) => reject(new Error(`growth child for ${target} exited with ${code}`)));
+      }));
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // parent
 // ---------------------------------------------------------------------------------------------
 
@@ -352,10 +405,27 @@ async function main(): Promise<void> {
   }
   console.log(`- the rest of the host used ${fmt(othersPct)} % of a core during phase A (/proc/stat busy time minus this process): the machine is shared, so rounds vary`);
   console.log(`- datagrams per set: the node's messagesSent over the sets of the set rounds (1.00 = every set went out as its own message)`);
+
+  // Growth: what filling an empty cache costs, and its longest pauses.
+  const grown = await growth();
+  console.log('');
+  console.log(`## growth: ${fmt(GROWTH_N)} new keys set into an empty cache, each set() timed; one fresh process per fill, ${GROWTH_REPS} fills each, interleaved; min / **median** / max`);
+  console.log('| implementation | sets/s | longest set, ms | sets over 1 ms | time in sets over 1 ms, ms |');
+  console.log('|---|---:|---:|---:|---:|');
+  const spread = (v: number[], f: (x: number) => string): string => {
+    const q = [...v].sort((a, b) => a - b);
+    return `${f(q[0]!)} / **${f(median(q))}** / ${f(q[q.length - 1]!)}`;
+  };
+  for (const target of GROWTH_TARGETS) {
+    const rs = grown.filter((r) => r.target === target);
+    console.log(`| ${target} | ${spread(rs.map((r) => (GROWTH_N * 1000) / r.totalMs), ops)} | ${spread(rs.map((r) => r.longestMs), (x) => fmt(x, 1))} | ${spread(rs.map((r) => r.over1), (x) => fmt(x))} | ${spread(rs.map((r) => r.over1Ms), (x) => fmt(x, 0))} |`);
+  }
+  console.log(`- "max 1M": the columns are allocated for max up front (runtime/cache/cache.ts PREALLOCATE_MAX), as lru-cache allocates for its max; "max 0": no entry bound, the columns double as the cache grows (each doubling copies them); Map and lru-cache rehash their key Map as it grows`);
   console.log(`\n# ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 if (process.argv[2] === 'child') peer();
+else if (process.argv[2] === 'growth') growthChild(process.argv[3] as GrowthTarget);
 else main().catch((err: unknown) => {
   console.error(err);
   process.exitCode = 1;

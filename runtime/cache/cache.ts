@@ -52,6 +52,15 @@ import { isScalar, scalarLength, type Scalar } from '../codec/msgpack-scalar';
 import { coarseNow } from './coarse-clock';
 import { EntryTable, NONE } from './entry-table';
 
+/**
+ * A cache bounded by `max` entries gets its columns for up to this many entries when it is
+ * made (about 73 bytes of address space per entry; pages are used only as entries arrive).
+ * Growing by doubling instead copies every column at once: 18 ms at 524,288 entries and 36 ms
+ * at 1,048,576 on the reference machine, a pause for every read and replicated write behind it.
+ * Above this bound (or with max 0) the columns double as before.
+ */
+export const PREALLOCATE_MAX = 1 << 22;
+
 export type EvictionReason = 'ttl' | 'lru' | 'size';
 
 /**
@@ -301,6 +310,9 @@ export class Cache<V = unknown> implements SyncTarget {
     this.#trackLookups = callbackWindow > 0;
     this.#callback = o.callback;
     this.#tombstoneTtl = tombstoneTtl;
+    // Columns for `max` entries now rather than doubling (copying every column) as the cache
+    // fills: see PREALLOCATE_MAX.
+    if (max > 0) this.#t.reserve(Math.min(max, PREALLOCATE_MAX));
   }
 
   // --- Map-like API ---------------------------------------------------------------------------

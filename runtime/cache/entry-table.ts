@@ -54,6 +54,8 @@ export class EntryTable<V> {
   /** Counts resets: a slot number from before a reset means nothing after it. */
   epoch = 0;
   #capacity = INITIAL;
+  /** The capacity `reserve` asked for: `reset` gives the columns back down to this, not below. */
+  #reserved = INITIAL;
   /** Slots handed out so far (the rest of the columns is unused). */
   #used = 0;
   #free = NONE;
@@ -116,10 +118,21 @@ export class EntryTable<V> {
     this.tail = slot;
   }
 
-  /** Gives the columns back when the table is empty (after a clear, say). */
+  /**
+   * Makes room for `n` slots now, so that the table does not grow (copy every column) while it
+   * fills up to `n`. Used with the cache's `max`, as lru-cache allocates its arrays for `max`
+   * up front. Freshly allocated columns cost address space, not memory, until slots are used.
+   */
+  reserve(n: number): void {
+    this.#reserved = Math.max(INITIAL, n);
+    if (n > this.#capacity) this.#resize(n);
+  }
+
+  /** Gives the columns back when the table is empty (after a clear, say), down to the reserve. */
   reset(): void {
-    if (this.index.size !== 0 || this.#capacity === INITIAL) return;
+    if (this.index.size !== 0 || this.#used <= INITIAL) return;
     const fresh = new EntryTable<V>();
+    if (this.#reserved > INITIAL) fresh.#resize(this.#reserved);
     this.keys = fresh.keys;
     this.values = fresh.values;
     this.bytes = fresh.bytes;
@@ -137,12 +150,15 @@ export class EntryTable<V> {
     this.gen = fresh.gen;
     this.head = this.tail = this.#free = NONE;
     this.epoch++;
-    this.#capacity = INITIAL;
+    this.#capacity = fresh.#capacity;
     this.#used = 0;
   }
 
   #grow(): void {
-    const n = this.#capacity * 2;
+    this.#resize(this.#capacity * 2);
+  }
+
+  #resize(n: number): void {
     this.hlc = grown(this.hlc, new BigUint64Array(n));
     this.origin = grown(this.origin, new BigUint64Array(n));
     this.expiresAt = grown(this.expiresAt, new Float64Array(n));
