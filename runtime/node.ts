@@ -105,8 +105,9 @@ export interface NodeOptions {
   pulse?: number;
   /**
    * Most writes waiting for room in the send window as messages. Beyond it the oldest pending
-   * put is spilled: only its key is kept, and it is sent from the cache when there is room;
-   * beyond 8 times as many spilled keys, the oldest is shed and anti-entropy repairs peers.
+   * put that the cache still holds is spilled: only its key is kept, and it is sent from the
+   * cache when there is room; beyond 8 times as many spilled keys, the oldest is shed and
+   * anti-entropy repairs peers. Writes of evicted entries stay queued up to twice this bound.
    * @default 65536
    */
   maxPending?: number;
@@ -127,7 +128,10 @@ export interface LocalMetrics {
    * the cache as it then stands (a count since start; those still waiting are in `pending`).
    */
   spilled: number;
-  /** Spilled puts dropped beyond the spill bound (ever-new keys), repaired by anti-entropy. */
+  /**
+   * Puts given up under overload: spilled ones beyond the spill bound (ever-new keys), repaired
+   * by anti-entropy; and queued ones of entries evicted here beyond twice maxPending (lost).
+   */
   shed: number;
   members: string[];
 }
@@ -149,6 +153,8 @@ const REPAIR_PULSES_MS = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
  * with ever-new keys, writes are shed and anti-entropy repairs peers.
  */
 const SPILL_FACTOR = 8;
+/** Queued puts #spillOne looks at for one it can spill (one the cache still holds). */
+const SPILL_SCAN = 64;
 /** Spilled writes turned back into messages per pass of #flush (bounds what is built at once). */
 const SPILL_CHUNK = 1024;
 /** ms between a `gap` and the digest requests that repair it (#repairGap). */
@@ -372,6 +378,26 @@ export class McCacheNode implements Replicator {
     }
   }
 
+  /**
+   * The cache evicts `key` for room: if its write was spilled (kept as the key only), it is
+   * queued now, from the entry as it still stands, so that the local eviction does not take the
+   * write away from the peers as well. (It may take the queue beyond maxPending: by at most the
+   * spilled writes, which are bounded.)
+   */
+  evicting(cache: string, key: string): void {
+    if (this.#spilledCount === 0 || !this.#spilled.get(cache)?.delete(key)) return;
+    this.#spilledCount--;
+    const put = this.#caches.get(cache)?.currentPut(key);
+    if (!put) return; // not ours any more: the writer of the newer version replicates it
+    let writes = this.#writes.get(cache);
+    if (!writes) this.#writes.set(cache, writes = new Map());
+    if (!writes.has(key)) this.#writesCount++;
+    writes.set(key, put);
+    // Not flushed from here, in the middle of the cache's write: spilled writes exist only while
+    // the send window is full, and its next room flushes the queue (as the write that made this
+    // eviction does when it is published).
+  }
+
   /** Writes not yet handed to the transport (join grace, or waiting for room in the send window). */
   get pending(): number {
     return this.#writesCount + this.#spilledCount + this.#pending.size;
@@ -475,11 +501,28 @@ export class McCacheNode implements Replicator {
    * never taken out: keeping it costs no more than one entry per key.
    */
   #spillOne(): void {
+    // Only a put the cache still holds can be spilled: a key is all that is kept, and the put
+    // is read back from the cache when it is sent. One whose entry was evicted (or replaced)
+    // stays queued, unless the queue has reached twice its bound: then the oldest goes anyway,
+    // given up (counted as shed; anti-entropy cannot bring back what no member holds).
+    const force = this.#writesCount + this.#pending.size >= 2 * this.#maxPending;
+    let scanned = 0;
     for (const [cache, writes] of this.#writes) {
+      const c = this.#caches.get(cache);
       for (const [k, m] of writes) {
         if (m.op !== 'put') continue;
+        const held = c?.holds(k, m.hlc) ?? false;
+        if (!held && !force) {
+          if (++scanned >= SPILL_SCAN) return;
+          continue;
+        }
         writes.delete(k);
         this.#writesCount--;
+        if (!held) {
+          this.#shed++;
+          this.#shedUnrepaired = true;
+          return;
+        }
         let keys = this.#spilled.get(cache);
         if (!keys) this.#spilled.set(cache, keys = new Set());
         if (!keys.has(k)) {

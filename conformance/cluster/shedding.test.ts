@@ -31,6 +31,38 @@ describe('pending-write shedding', () => {
     expect(c.nodes[0]!.localMetrics().pending).to.equal(0);
   });
 
+  it('a spilled write whose entry the writer evicts for room still reaches every member', async () => {
+    const c = await SimCluster.start({ seed: 11, nodes: 3, core: { maxUnackedMessages: 2 }, node: { maxPending: 40 } });
+    const writer = c.cache(0, 'evict', { max: 20 });
+    for (const i of [1, 2]) c.cache(i, 'evict', { max: 1000 });
+    for (let k = 0; k < 80; k++) writer.set(`k${k}`, k);
+    const m = c.nodes[0]!.localMetrics();
+    expect(m.spilled).to.be.at.least(10);
+    expect(m.shed).to.equal(0);
+    expect(writer.size).to.equal(20); // k60..k79: the rest was evicted here, most of it unsent
+    c.settle(); // no pulse: the writes themselves must bring the peers up
+    const all = Array.from({ length: 80 }, (_, k) => [`k${k}`, k]);
+    for (const i of [1, 2]) {
+      const peer = c.nodes[i]!.caches.get('evict')!;
+      expect([...peer.keys()].map((k) => [k, peer.peek(k)]).sort((a, b) => Number(String(a[0]).slice(1)) - Number(String(b[0]).slice(1)))).to.deep.equal(all);
+      expect(c.nodes[i]!.antiEntropyStats.entriesApplied).to.equal(0);
+    }
+    expect(c.nodes[0]!.localMetrics().pending).to.equal(0);
+  });
+
+  it('queued writes whose entries were evicted are bounded: beyond 2 x maxPending the oldest is given up, and counted', async () => {
+    const c = await SimCluster.start({ seed: 12, nodes: 2, core: { maxUnackedMessages: 2 }, node: { maxPending: 10 } });
+    const writer = c.cache(0, 'bounded', { max: 20 });
+    for (let k = 0; k < 200; k++) writer.set(`k${k}`, k);
+    const m = c.nodes[0]!.localMetrics();
+    expect(m.pending).to.be.at.most(2 * 10 + 8 * 10);
+    expect(m.shed).to.be.at.least(100);
+    c.settle();
+    expect(c.nodes[0]!.localMetrics().pending).to.equal(0);
+    const peer = c.nodes[1]!.caches.get('bounded')!;
+    for (let k = 180; k < 200; k++) expect(peer.peek(`k${k}`)).to.equal(k); // what the writer still holds
+  });
+
   it('sheds beyond 8 x maxPending spilled writes and still delivers every write through anti-entropy', async () => {
     const c = await SimCluster.start({ seed: 9, nodes: 3, core: { maxUnackedMessages: 2 }, node: { maxPending: 10 } });
     const writer = c.cache(0, 'shed');

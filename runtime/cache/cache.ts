@@ -98,6 +98,12 @@ export interface Replicator {
   publish(message: Mutation): void;
   /** Largest encoded message body the transport accepts. */
   readonly maxMessageSize: number;
+  /**
+   * `key` is about to be evicted for room (LRU or size; the entry is still there): a write of
+   * it that the replicator kept only as its key must be taken from the cache now (`currentPut`),
+   * or it would never reach the peers.
+   */
+  evicting?(cache: string, key: string): void;
 }
 
 export interface CacheOptions<V> {
@@ -437,6 +443,12 @@ export class Cache<V = unknown> implements SyncTarget {
     // An entry keeps the bytes of an object value; a string or a primitive is sent as it is.
     const value = t.bytes[s] ?? (t.values[s] as string | Scalar);
     return { op: 'put', kind: 'value', cache: this.name, key, hlc: t.hlc[s]!, ttl, codec: CODEC_NAMES[t.codec[s]!]!, value };
+  }
+
+  /** Whether the entry of `key` is the write stamped `hlc`, so `currentPut` can read it back. */
+  holds(key: string, hlc: bigint): boolean {
+    const s = this.#t.index.get(key);
+    return s !== undefined && this.#t.hlc[s] === hlc;
   }
 
   /** Removes `key` here and on every member; returns whether it held a live value here. */
@@ -874,6 +886,8 @@ export class Cache<V = unknown> implements SyncTarget {
 
   #evict(s: number, reason: EvictionReason): void {
     const key = this.#t.keys[s]!;
+    // An expired entry is expired on the peers too; one evicted for room may still owe them a write.
+    if (reason !== 'ttl') this.#replicator?.evicting?.(this.name, key);
     this.#remove(s);
     this.#m.evictions[reason]++;
     if (this.#events.listenerCount('evict') > 0) this.#events.emit('evict', { cache: this.name, key, reason });
