@@ -420,7 +420,7 @@ async function main(): Promise<void> {
     const rs = grown.filter((r) => r.target === target);
     console.log(`| ${target} | ${spread(rs.map((r) => (GROWTH_N * 1000) / r.totalMs), ops)} | ${spread(rs.map((r) => r.longestMs), (x) => fmt(x, 1))} | ${spread(rs.map((r) => r.over1), (x) => fmt(x))} | ${spread(rs.map((r) => r.over1Ms), (x) => fmt(x, 0))} |`);
   }
-  console.log(`- "max 1M": the columns are allocated for max up front (runtime/cache/cache.ts PREALLOCATE_MAX), as lru-cache allocates for its max; "max 0": no entry bound, the columns double as the cache grows (each doubling copies them); Map and lru-cache rehash their key Map as it grows`);
+  console.log(`- McCache "max 1M": the first growth of the columns goes to min(max, PREALLOCATE_MAX = 262,144 entries) at once (runtime/cache/cache.ts), then they double; "max 0": no entry bound, the columns double from 16 (each doubling copies them); lru-cache allocates its arrays for max up front; Map, lru-cache and McCache all rehash a key Map as it grows`);
   console.log(`\n# ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 

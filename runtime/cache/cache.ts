@@ -53,13 +53,15 @@ import { coarseNow } from './coarse-clock';
 import { EntryTable, NONE } from './entry-table';
 
 /**
- * A cache bounded by `max` entries gets its columns for up to this many entries when it is
- * made (about 73 bytes of address space per entry; pages are used only as entries arrive).
- * Growing by doubling instead copies every column at once: 18 ms at 524,288 entries and 36 ms
- * at 1,048,576 on the reference machine, a pause for every read and replicated write behind it.
- * Above this bound (or with max 0) the columns double as before.
+ * A cache bounded by `max` entries gets its columns for up to this many entries at once, when
+ * it first holds more than a few (about 73 bytes of address space per entry; pages are used
+ * only as entries arrive). Growing by doubling instead copies every column at once: 18 ms at
+ * 524,288 entries and 36 ms at 1,048,576 on the reference machine, a pause for every read and
+ * replicated write behind it. Above this bound (or with max 0) the columns double as before.
+ * Bounded because V8 counts the columns as external memory: reserving for 4M entries per cache
+ * slowed the cluster-mix bench, which makes a cache per phase (bench/cluster-mix.bench.ts).
  */
-export const PREALLOCATE_MAX = 1 << 22;
+export const PREALLOCATE_MAX = 1 << 18;
 
 export type EvictionReason = 'ttl' | 'lru' | 'size';
 

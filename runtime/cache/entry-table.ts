@@ -54,7 +54,7 @@ export class EntryTable<V> {
   /** Counts resets: a slot number from before a reset means nothing after it. */
   epoch = 0;
   #capacity = INITIAL;
-  /** The capacity `reserve` asked for: `reset` gives the columns back down to this, not below. */
+  /** The capacity `reserve` asked for: the first growth goes straight to it. */
   #reserved = INITIAL;
   /** Slots handed out so far (the rest of the columns is unused). */
   #used = 0;
@@ -119,20 +119,22 @@ export class EntryTable<V> {
   }
 
   /**
-   * Makes room for `n` slots now, so that the table does not grow (copy every column) while it
-   * fills up to `n`. Used with the cache's `max`, as lru-cache allocates its arrays for `max`
-   * up front. Freshly allocated columns cost address space, not memory, until slots are used.
+   * Makes room for `n` slots once the table holds more than its first few, so that it does not
+   * grow (copy every column) while it fills up to `n`. Used with the cache's `max`, as
+   * lru-cache allocates its arrays for `max` up front; but lazily, so that a cache that stays
+   * (nearly) empty, or one emptied by a clear, holds only the smallest columns (V8 counts every
+   * column's bytes as external memory, and new external memory brings collections forward).
+   * Freshly allocated columns cost address space, not memory, until their slots are used.
    */
   reserve(n: number): void {
     this.#reserved = Math.max(INITIAL, n);
-    if (n > this.#capacity) this.#resize(n);
+    if (this.#capacity > INITIAL && n > this.#capacity) this.#resize(n);
   }
 
-  /** Gives the columns back when the table is empty (after a clear, say), down to the reserve. */
+  /** Gives the columns back when the table is empty (after a clear, say). */
   reset(): void {
-    if (this.index.size !== 0 || this.#used <= INITIAL) return;
+    if (this.index.size !== 0 || this.#capacity === INITIAL) return;
     const fresh = new EntryTable<V>();
-    if (this.#reserved > INITIAL) fresh.#resize(this.#reserved);
     this.keys = fresh.keys;
     this.values = fresh.values;
     this.bytes = fresh.bytes;
@@ -150,12 +152,12 @@ export class EntryTable<V> {
     this.gen = fresh.gen;
     this.head = this.tail = this.#free = NONE;
     this.epoch++;
-    this.#capacity = fresh.#capacity;
+    this.#capacity = INITIAL;
     this.#used = 0;
   }
 
   #grow(): void {
-    this.#resize(this.#capacity * 2);
+    this.#resize(Math.max(this.#capacity * 2, this.#reserved));
   }
 
   #resize(n: number): void {
