@@ -29,6 +29,10 @@
  *
  * Each cell runs ROUNDS rounds of ROUND_MS (after one warm-up round), implementations
  * interleaved within a round; the table gives min / median / max ops/s and median ratios.
+ *
+ * A last table, growth: GROWTH_N new keys set into an empty Map, lru-cache and McCache cache
+ * (local only, with max GROWTH_N and with max 0), each in a fresh process, every set() timed:
+ * the longest pause while a cache fills (column growth, key-Map rehashes, collections).
  */
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -46,7 +50,7 @@ const HOT = 1_000;
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 5);
 const ROUND_MS = Number(process.env['BENCH_MS'] ?? 150);
 const GET_PASSES = 10; // gets per batch = GET_PASSES * HOT, then one yield
-const DEADLINE_MS = 85_000;
+const DEADLINE_MS = 150_000;
 const CACHE_OPTIONS = { max: CAPACITY, ttl: 0, callbackWindow: 0 };
 /** Growth: entries written into an empty cache, one process per fill (a fresh heap each). */
 const GROWTH_N = 1_000_000;

@@ -318,8 +318,8 @@ export class Cache<V = unknown> implements SyncTarget {
     this.#trackLookups = callbackWindow > 0;
     this.#callback = o.callback;
     this.#tombstoneTtl = tombstoneTtl;
-    // Columns for `max` entries now rather than doubling (copying every column) as the cache
-    // fills: see PREALLOCATE_MAX.
+    // The columns' first growth goes to room for `max` entries (at most PREALLOCATE_MAX) rather
+    // than doubling again and again (each time copying every column) as the cache fills.
     if (max > 0) this.#t.reserve(Math.min(max, PREALLOCATE_MAX));
   }
 
