@@ -387,15 +387,28 @@ export class McCacheNode implements Replicator {
   evicting(cache: string, key: string): void {
     if (this.#spilledCount === 0 || !this.#spilled.get(cache)?.delete(key)) return;
     this.#spilledCount--;
-    const put = this.#caches.get(cache)?.currentPut(key);
-    if (!put) return; // not ours any more: the writer of the newer version replicates it
-    let writes = this.#writes.get(cache);
-    if (!writes) this.#writes.set(cache, writes = new Map());
-    if (!writes.has(key)) this.#writesCount++;
-    writes.set(key, put);
+    // Nothing to queue when the entry is not ours any more: the newer version's writer sends it.
     // Not flushed from here, in the middle of the cache's write: spilled writes exist only while
     // the send window is full, and its next room flushes the queue (as the write that made this
     // eviction does when it is published).
+    this.#queueFromCache(cache, key);
+  }
+
+  /**
+   * Queues the put of a spilled `key`, read back from its cache as it stands; false when the
+   * cache holds nothing of ours to send for it. (A key is never queued and spilled at once:
+   * publish takes it out of the spilled set, #spillOne out of the queue.)
+   */
+  #queueFromCache(cache: string, key: string): boolean {
+    const put = this.#caches.get(cache)?.currentPut(key);
+    if (!put) return false;
+    let writes = this.#writes.get(cache);
+    if (!writes) this.#writes.set(cache, writes = new Map());
+    if (!writes.has(key)) {
+      writes.set(key, put);
+      this.#writesCount++;
+    }
+    return true;
   }
 
   /** Writes not yet handed to the transport (join grace, or waiting for room in the send window). */
@@ -558,25 +571,15 @@ export class McCacheNode implements Replicator {
     let budget = SPILL_CHUNK;
     let taken = false;
     for (const [cache, keys] of this.#spilled) {
-      const c = this.#caches.get(cache);
-      let writes = this.#writes.get(cache);
       for (const k of keys) {
         if (budget-- <= 0) return taken;
         keys.delete(k);
         this.#spilledCount--;
         taken = true;
-        const put = c?.currentPut(k);
-        if (!put) {
-          // Usually deleted, expired, evicted or overwritten meanwhile; but a renewed identity
-          // also leaves older entries under its former id: let anti-entropy check (#flush).
-          this.#shedUnrepaired = true;
-          continue;
-        }
-        if (!writes) this.#writes.set(cache, writes = new Map());
-        if (!writes.has(k)) {
-          writes.set(k, put);
-          this.#writesCount++;
-        }
+        // Nothing to send: usually deleted, expired, evicted or overwritten meanwhile; but a
+        // renewed identity also leaves older entries under its former id: let anti-entropy
+        // check (#flush).
+        if (!this.#queueFromCache(cache, k)) this.#shedUnrepaired = true;
       }
       this.#spilled.delete(cache);
     }

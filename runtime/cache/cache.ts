@@ -203,8 +203,6 @@ const MAX_TTL = 0xffff_ffff;
  */
 const PUT_OVERHEAD = 20;
 const EMPTY = new Uint8Array(0);
-/** ValueCodec by its wire number (the table keeps numbers). */
-const CODEC_NAMES = VALUE_CODEC_NAMES;
 
 
 /**
@@ -444,7 +442,7 @@ export class Cache<V = unknown> implements SyncTarget {
     const ttl = expiresAt === NEVER ? 0 : Math.max(1, Math.ceil(expiresAt - now));
     // An entry keeps the bytes of an object value; a string or a primitive is sent as it is.
     const value = t.bytes[s] ?? (t.values[s] as string | Scalar);
-    return { op: 'put', kind: 'value', cache: this.name, key, hlc: t.hlc[s]!, ttl, codec: CODEC_NAMES[t.codec[s]!]!, value };
+    return { op: 'put', kind: 'value', cache: this.name, key, hlc: t.hlc[s]!, ttl, codec: VALUE_CODEC_NAMES[t.codec[s]!]!, value };
   }
 
   /** Whether the entry of `key` is the write stamped `hlc`, so `currentPut` can read it back. */
@@ -509,7 +507,7 @@ export class Cache<V = unknown> implements SyncTarget {
     return {
       version: { hlc, node: origin }, origin, writtenAt: hlcPhysical(hlc),
       createdAt: t.createdAt[s]!, updatedAt: t.updatedAt[s]!, lastLookupAt: lastLookupAt < 0 ? undefined : lastLookupAt,
-      expiresAt: expiresAt === NEVER ? undefined : expiresAt, size: t.size[s]!, codec: CODEC_NAMES[t.codec[s]!]!,
+      expiresAt: expiresAt === NEVER ? undefined : expiresAt, size: t.size[s]!, codec: VALUE_CODEC_NAMES[t.codec[s]!]!,
       checksum: sha256(this.#bytesOf(s)),
     };
   }
@@ -637,7 +635,7 @@ export class Cache<V = unknown> implements SyncTarget {
     for (const s of this.#live()) {
       const expiresAt = t.expiresAt[s]!;
       const ttl = expiresAt === NEVER ? 0 : Math.min(MAX_TTL, Math.max(1, Math.ceil(expiresAt - now)));
-      yield { key: t.keys[s]!, hlc: t.hlc[s]!, origin: t.origin[s]!, kind: 'value', ttl, codec: CODEC_NAMES[t.codec[s]!]!, value: this.#bytesOf(s) };
+      yield { key: t.keys[s]!, hlc: t.hlc[s]!, origin: t.origin[s]!, kind: 'value', ttl, codec: VALUE_CODEC_NAMES[t.codec[s]!]!, value: this.#bytesOf(s) };
     }
     for (const [key, t] of [...this.#tombstones]) {
       if (t.expiresAt > now && this.#tombstones.get(key) === t) {

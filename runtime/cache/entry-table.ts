@@ -16,8 +16,9 @@
  * Slots are reused through a free list threaded through `next`; columns grow when full (the
  * first time straight to the `reserve`, the cache's max up to a bound, then by doubling: each
  * growth copies every column) and are given back only when the table empties (`reset`),
- * because live slots cannot be moved without renumbering the index. `gen[slot]` counts how often a slot was freed, so an
- * iterator's snapshot can tell a slot reused by a newer entry from the entry it listed.
+ * because live slots cannot be moved without renumbering the index. `gen[slot]` counts how
+ * often a slot was freed, so an iterator's snapshot can tell a slot reused by a newer entry
+ * from the entry it listed.
  *
  * Recency is a doubly linked list through `prev`/`next` (NONE ends it): `head` is the least
  * recently used entry, `tail` the most recently used.

@@ -18,7 +18,7 @@ import { ErrorCode, MalformedPacketError, type MalformedCode } from '../errors';
 import { KaitaiStream, streamOf } from './kaitai';
 import { Debug, ERROR_RULES, FIELD_TYPES, MccacheDatagram, MccacheMessage, MccacheV0Header, MccacheCommon } from './generated-modules';
 import {
-  ENTRY_KINDS, FLAG_ENCRYPTED, LEAVE_REASONS, VALUE_CODEC_NAMES, VALUE_CODECS, opName,
+  ENTRY_KINDS, FLAG_ENCRYPTED, LEAVE_REASONS, VALUE_CODEC_NAMES, opName,
   type BatchWrite, type EntryKind, type LeaveReason, type Message, type OpName, type Packet, type PacketHeader, type ValueCodec,
 } from './packet';
 
@@ -138,11 +138,12 @@ export function decodeBatchFast(bytes: Uint8Array): Message | undefined {
     const codecNum = buf[pos + 12]!;
     const lenValue = view.getUint32(pos + 13);
     pos += 17;
+    // `valid: expr: _.to_i <= 4` admits exactly the codecs of VALUE_CODEC_NAMES.
     if (codecNum > 4 || lenValue > MAX_VALUE_LENGTH || pos + lenValue > end) return undefined;
     if (kindNum === 2 && (codecNum !== 0 || lenValue !== 0)) return undefined;
     writes[i] = {
       kind: kindNum === 1 ? 'value' : 'tombstone', key, hlc, ttl,
-      codec: CODECS[codecNum]!, value: bytes.subarray(pos, pos + lenValue),
+      codec: VALUE_CODEC_NAMES[codecNum]!, value: bytes.subarray(pos, pos + lenValue),
     };
     pos += lenValue;
   }
@@ -151,8 +152,6 @@ export function decodeBatchFast(bytes: Uint8Array): Message | undefined {
 }
 /** `entry_value.len_value`'s `valid: max` in spec/mccache_common.ksy. */
 const MAX_VALUE_LENGTH = 16704285;
-/** Codec names by number (`valid: expr: _.to_i <= 4` admits exactly these). */
-const CODECS = VALUE_CODEC_NAMES;
 
 /** UTF-8 text of buf[from, to), or undefined if it is not valid UTF-8 (as `text` would throw). */
 function utf8At(buf: Buffer, from: number, to: number): string | undefined {
@@ -220,7 +219,6 @@ function opCodeOf(name: OpName): number {
   return OP_NUM[name];
 }
 
-const CODEC_BY_NUM = invert(VALUE_CODECS);
 const KIND_BY_NUM = invert(ENTRY_KINDS);
 const REASON_BY_NUM = invert(LEAVE_REASONS);
 function invert<K extends string>(o: Record<K, number>): Map<number, K> {
@@ -236,7 +234,7 @@ function text(bytes: Uint8Array, field: string): string {
 }
 const nameOf = (n: unknown) => text((n as KName).name, 'mccache_common.name');
 const keyOf = (k: unknown) => text((k as KKey).key, 'mccache_common.key');
-const codecOf = (v: unknown) => CODEC_BY_NUM.get((v as KValue).valueCodec) as ValueCodec;
+const codecOf = (v: unknown) => VALUE_CODEC_NAMES[(v as KValue).valueCodec] as ValueCodec;
 
 function toMessage(op: OpName, b: Body): Message {
   switch (op) {
